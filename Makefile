@@ -1,0 +1,37 @@
+# Every target sets itself up: on a fresh machine with Python 3.11+, `make test` and
+# `make demo` create .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint format demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check layers functions scripts tests
+	$(VENV)/bin/ruff format --check layers functions scripts tests
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format layers functions scripts tests
+	$(VENV)/bin/ruff check --fix layers functions scripts tests
+
+demo: $(STAMP)
+	$(VENV)/bin/preheat demo
+
+bench: $(STAMP)
+	$(VENV)/bin/preheat bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info layers/*.egg-info

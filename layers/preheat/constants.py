@@ -1,0 +1,54 @@
+"""Every environment variable preheat reads, and the defaults behind them, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Settings: argument > environment variable > default (see settings.py).
+ENV_MODEL_URI: Final = "PREHEAT_MODEL_URI"
+ENV_CACHE_DIR: Final = "PREHEAT_CACHE_DIR"
+ENV_CACHE_MAX_BYTES: Final = "PREHEAT_CACHE_MAX_BYTES"
+ENV_LOCAL_PATHS: Final = "PREHEAT_LOCAL_PATHS"
+ENV_FETCH_CONCURRENCY: Final = "PREHEAT_FETCH_CONCURRENCY"
+ENV_FETCH_RETRIES: Final = "PREHEAT_FETCH_RETRIES"
+ENV_FETCH_TIMEOUT: Final = "PREHEAT_FETCH_TIMEOUT"
+ENV_ALLOW_STALE: Final = "PREHEAT_ALLOW_STALE"
+ENV_WARMUP: Final = "PREHEAT_WARMUP"
+ENV_PREFETCH: Final = "PREHEAT_PREFETCH"
+ENV_WARM_HOLD_CAP_MS: Final = "PREHEAT_WARM_HOLD_CAP_MS"
+
+# Lambda's own variables that preheat reads.
+ENV_LAMBDA_FUNCTION_NAME: Final = "AWS_LAMBDA_FUNCTION_NAME"
+ENV_LAMBDA_LOG_STREAM: Final = "AWS_LAMBDA_LOG_STREAM_NAME"
+
+DEFAULT_CACHE_DIR: Final = "/tmp/preheat"
+# Where a model layer puts its artifacts (layers unpack under /opt) and where the
+# container image recipe bakes them in.
+DEFAULT_LOCAL_PATHS: Final = ("/opt/preheat/models", "/var/task/preheat/models")
+DEFAULT_CACHE_FREE_FRACTION: Final = 0.8
+DEFAULT_FETCH_CONCURRENCY: Final = 16
+DEFAULT_FETCH_RETRIES: Final = 4
+DEFAULT_FETCH_TIMEOUT_S: Final = 5.0
+DEFAULT_WARM_HOLD_CAP_MS: Final = 2_000
+
+# Artifact format (see artifact/manifest.py).
+ARTIFACT_FORMAT: Final = "preheat.artifact/1"
+MANIFEST_NAME: Final = "manifest.json"
+DEFAULT_CHUNK_SIZE: Final = 8 * 1024 * 1024
+MIN_CHUNK_SIZE: Final = 1024 * 1024
+MAX_CHUNK_SIZE: Final = 64 * 1024 * 1024
+# A manifest listing more chunks than this is refused before anything is fetched:
+# 100k chunks of 8 MiB is 800 GB, far past anything Lambda can hold.
+MAX_CHUNKS: Final = 100_000
+MAX_FILES: Final = 100_000
+
+# Lambda's limits that preheat checks against.
+LAMBDA_PAYLOAD_LIMIT_BYTES: Final = 6 * 1024 * 1024
+LAMBDA_INIT_LIMIT_S: Final = 10.0
+LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024
+LAMBDA_ZIP_DIRECT_UPLOAD_LIMIT_BYTES: Final = 50 * 1024 * 1024
+LAMBDA_MAX_LAYERS: Final = 5
+
+# The key of a warm ping event: {"preheat": {"warm": {...}}}.
+WARM_EVENT_KEY: Final = "preheat"
+METRICS_NAMESPACE: Final = "preheat"

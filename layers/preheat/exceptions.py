@@ -1,0 +1,115 @@
+"""One exception hierarchy for preheat; each class is a failure a caller may handle.
+
+Messages are for people: they name the thing, the limit and the fix. Facts travel as
+attributes so that callers never parse a message.
+"""
+
+from __future__ import annotations
+
+
+class PreheatError(Exception):
+    """Base of every error preheat raises on purpose."""
+
+
+class ConfigurationError(PreheatError, ValueError):
+    """A setting or argument has a value preheat cannot use."""
+
+    def __init__(self, name: str, value: object, allowed: str) -> None:
+        self.name = name
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{name}={value!r} is not valid: {allowed}")
+
+
+class ArtifactError(PreheatError):
+    """Something is wrong with a model artifact or where it should be."""
+
+
+class ArtifactNotFound(ArtifactError):
+    """No artifact at the URI (no manifest, no alias, no bucket)."""
+
+    def __init__(self, uri: str, detail: str = "") -> None:
+        self.uri = uri
+        hint = detail or "check the name and version, or push it first with `preheat push`"
+        super().__init__(f"model {uri} not found: {hint}")
+
+
+class ManifestError(ArtifactError):
+    """A manifest is malformed, of an unknown format, or inconsistent."""
+
+
+class UnsafePathError(ManifestError):
+    """A path in a manifest, zip or directory would leave the artifact's root."""
+
+    def __init__(self, path: str, root: str = "the artifact") -> None:
+        self.path = path
+        self.root = root
+        super().__init__(
+            f"path {path!r} escapes {root}: only relative paths inside it are allowed"
+        )
+
+
+class IntegrityError(ArtifactError):
+    """Bytes do not match the hash the manifest promises."""
+
+    def __init__(self, what: str, expected: str, actual: str, detail: str = "") -> None:
+        self.what = what
+        self.expected = expected
+        self.actual = actual
+        extra = f"; {detail}" if detail else ""
+        super().__init__(
+            f"{what}: sha256 is {actual[:12]}…, manifest says {expected[:12]}…{extra}"
+        )
+
+
+class FetchError(ArtifactError):
+    """A remote read failed for good (after its retries)."""
+
+    def __init__(self, what: str, cause: str, attempts: int) -> None:
+        self.what = what
+        self.cause = cause
+        self.attempts = attempts
+        super().__init__(f"could not fetch {what} after {attempts} attempts: {cause}")
+
+
+class CacheFullError(PreheatError):
+    """The disk tier cannot hold a version even after evicting everything it may."""
+
+    def __init__(self, directory: str, needed: int, available: int, setting: str) -> None:
+        self.directory = directory
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"disk cache {directory} needs {needed / 1e6:.1f} MB but only "
+            f"{available / 1e6:.1f} MB is allowed; raise {setting} or the function's "
+            "ephemeral storage, or ship a smaller artifact (`preheat slim`)"
+        )
+
+
+class LoadError(PreheatError):
+    """A runtime could not build a model from an artifact."""
+
+
+class BadRequest(PreheatError):
+    """A prediction request the model cannot answer; maps to a 4xx response."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+        self.status = status
+        self.field = field
+        super().__init__(message)
+
+
+class ToleranceExceeded(PreheatError):
+    """A slimmed artifact's outputs differ from the source's by more than allowed."""
+
+
+class UnsupportedModel(PreheatError):
+    """A runtime or precision cannot express this model."""
+
+
+class LayerTooLarge(PreheatError):
+    """A layer or a set of layers breaks one of Lambda's size limits."""
+
+
+class DeployError(PreheatError):
+    """A deploy step failed; the message names the resource and the reason."""
