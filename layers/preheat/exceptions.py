@@ -44,9 +44,7 @@ class UnsafePathError(ManifestError):
     def __init__(self, path: str, root: str = "the artifact") -> None:
         self.path = path
         self.root = root
-        super().__init__(
-            f"path {path!r} escapes {root}: only relative paths inside it are allowed"
-        )
+        super().__init__(f"path {path!r} escapes {root}: only relative paths inside it are allowed")
 
 
 class IntegrityError(ArtifactError):
@@ -57,9 +55,7 @@ class IntegrityError(ArtifactError):
         self.expected = expected
         self.actual = actual
         extra = f"; {detail}" if detail else ""
-        super().__init__(
-            f"{what}: sha256 is {actual[:12]}…, manifest says {expected[:12]}…{extra}"
-        )
+        super().__init__(f"{what}: sha256 is {actual[:12]}…, manifest says {expected[:12]}…{extra}")
 
 
 class FetchError(ArtifactError):

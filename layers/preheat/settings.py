@@ -73,11 +73,17 @@ class Settings:
         if self.fetch_retries < 0 or self.fetch_retries > 20:
             raise ConfigurationError("fetch_retries", self.fetch_retries, "use 0 to 20")
         if not self.fetch_timeout_s > 0:
-            raise ConfigurationError("fetch_timeout_s", self.fetch_timeout_s, "use a positive number of seconds")
+            raise ConfigurationError(
+                "fetch_timeout_s", self.fetch_timeout_s, "use a positive number of seconds"
+            )
         if self.cache_max_bytes is not None and self.cache_max_bytes < 0:
-            raise ConfigurationError("cache_max_bytes", self.cache_max_bytes, "use a byte count >= 0")
+            raise ConfigurationError(
+                "cache_max_bytes", self.cache_max_bytes, "use a byte count >= 0"
+            )
         if self.warm_hold_cap_ms < 0:
-            raise ConfigurationError("warm_hold_cap_ms", self.warm_hold_cap_ms, "use milliseconds >= 0")
+            raise ConfigurationError(
+                "warm_hold_cap_ms", self.warm_hold_cap_ms, "use milliseconds >= 0"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -109,7 +115,9 @@ class Settings:
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:
-                raise ConfigurationError(key, value, f"unknown setting; known: {', '.join(sorted(known))}")
+                raise ConfigurationError(
+                    key, value, f"unknown setting; known: {', '.join(sorted(known))}"
+                )
             if value is not None:
                 values[key] = Path(value) if key == "cache_dir" else value
         return cls(**values)

@@ -9,14 +9,18 @@ from pathlib import Path
 from preheat.exceptions import ConfigurationError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_S3 = re.compile(r"^s3://(?P<bucket>[^/]+)/(?:(?P<prefix>.*)/)?models/(?P<rest>[^/]+(?:/[^/]+)?)/?$")
+_S3 = re.compile(
+    r"^s3://(?P<bucket>[^/]+)/(?:(?P<prefix>.*)/)?models/(?P<rest>[^/]+(?:/[^/]+)?)/?$"
+)
 
 
 def check_name(kind: str, value: str) -> str:
     """A model name, version or alias: a safe single path segment."""
     if not _NAME.match(value) or value in {".", ".."}:
         raise ConfigurationError(
-            kind, value, "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            kind,
+            value,
+            "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
     return value
 
@@ -91,12 +95,19 @@ def parse(uri: str) -> ModelURI:
         name, alias = rest.split("@", 1)
         version = None
     else:
-        raise ConfigurationError("model URI", uri, "name a version (NAME/VERSION) or an alias (NAME@ALIAS)")
+        raise ConfigurationError(
+            "model URI", uri, "name a version (NAME/VERSION) or an alias (NAME@ALIAS)"
+        )
     check_name("model name", name)
     if version is not None:
         check_name("model version", version)
     if alias is not None:
         check_name("model alias", alias)
     return ModelURI(
-        raw=uri, bucket=m["bucket"], prefix=m["prefix"] or "", name=name, version=version, alias=alias
+        raw=uri,
+        bucket=m["bucket"],
+        prefix=m["prefix"] or "",
+        name=name,
+        version=version,
+        alias=alias,
     )

@@ -169,7 +169,9 @@ def from_dict(d: Any) -> Manifest:
         raise ManifestError(f"manifest: runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     precision = _req(d, "precision", str, "")
     if precision not in PRECISIONS:
-        raise ManifestError(f"manifest: precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise ManifestError(
+            f"manifest: precision {precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
     chunk_size = d.get("chunk_size", c.DEFAULT_CHUNK_SIZE)
     if not isinstance(chunk_size, int) or not c.MIN_CHUNK_SIZE <= chunk_size <= c.MAX_CHUNK_SIZE:
         raise ManifestError(
@@ -222,7 +224,9 @@ def from_dict(d: Any) -> Manifest:
         parents = PurePosixPath(f.path).parents
         for parent in list(parents)[:-1]:
             if str(parent) in paths:
-                raise ManifestError(f"manifest: {f.path!r} lies under {str(parent)!r}, which is a file")
+                raise ManifestError(
+                    f"manifest: {f.path!r} lies under {str(parent)!r}, which is a file"
+                )
     name = _req(d, "name", str, "")
     version = _req(d, "version", str, "")
     parity = d.get("parity")
@@ -262,7 +266,9 @@ def read(directory: Path) -> Manifest:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ManifestError(f"{directory} has no {c.MANIFEST_NAME}: it is not a preheat artifact") from None
+        raise ManifestError(
+            f"{directory} has no {c.MANIFEST_NAME}: it is not a preheat artifact"
+        ) from None
     return loads(data)
 
 
@@ -293,7 +299,9 @@ def scan_files(root: Path, chunk_size: int = c.DEFAULT_CHUNK_SIZE) -> tuple[File
         for name in [*dirnames, *filenames]:
             full = Path(dirpath) / name
             if full.is_symlink():
-                raise UnsafePathError(str(full.relative_to(root)), f"{root} (symlinks are not allowed)")
+                raise UnsafePathError(
+                    str(full.relative_to(root)), f"{root} (symlinks are not allowed)"
+                )
         for name in sorted(filenames):
             full = Path(dirpath) / name
             rel = full.relative_to(root).as_posix()

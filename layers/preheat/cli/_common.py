@@ -49,7 +49,9 @@ class Output:
         """The verb's result: JSON in --json mode, else the human text (if any)."""
         if self.json_mode:
             self.stdout.write(
-                orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+                orjson.dumps(
+                    data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=str
+                ).decode()
                 + "\n"
             )
             self.stdout.flush()
