@@ -336,3 +336,42 @@ def verify_dir(directory: Path, manifest: Manifest) -> list[str]:
         if sha != f.sha256:
             bad.append(f.path)
     return bad
+
+
+def fingerprint(files: Iterable[FileEntry]) -> str:
+    """A content fingerprint of a set of files: SHA-256 over their sorted (path, sha256) pairs."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        h.update(f"{f.path}\x00{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def build(
+    directory: Path,
+    *,
+    name: str,
+    version: str,
+    runtime: str,
+    precision: str,
+    signature: Signature,
+    signatures: tuple[Signature, ...] = (),
+    parity: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+    chunk_size: int = c.DEFAULT_CHUNK_SIZE,
+) -> Manifest:
+    """Scan `directory` and return its manifest (validated by a round trip); nothing is written."""
+    files = scan_files(directory, chunk_size)
+    manifest = Manifest(
+        name=name,
+        version=version,
+        runtime=runtime,
+        precision=precision,
+        files=files,
+        signature=signature,
+        signatures=signatures,
+        chunk_size=chunk_size,
+        parity=dict(parity) if parity is not None else None,
+        source=dict(source) if source is not None else {"fingerprint": fingerprint(files)},
+    )
+    # The same checks a reader applies, so nothing invalid is ever written.
+    return from_dict(orjson.loads(manifest.to_json()))
