@@ -309,7 +309,7 @@ def scan_files(root: Path, chunk_size: int = c.DEFAULT_CHUNK_SIZE) -> tuple[File
                 continue
             sha, chunks = hash_file(full, chunk_size)
             entries.append(FileEntry(safe_relpath(rel), full.stat().st_size, sha, chunks))
-    return tuple(entries)
+    return tuple(sorted(entries, key=lambda e: e.path))
 
 
 def signature_from_dict(d: Mapping[str, Any]) -> Signature:
