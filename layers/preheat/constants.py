@@ -51,4 +51,10 @@ LAMBDA_MAX_LAYERS: Final = 5
 
 # The key of a warm ping event: {"preheat": {"warm": {...}}}.
 WARM_EVENT_KEY: Final = "preheat"
+# A ping's hold ends this long before the function's own deadline, so the answer still
+# gets out in time.
+WARM_HOLD_MARGIN_MS: Final = 250
+# Lambda's own variables the warm ping reads: provisioned environments are not cold.
+ENV_LAMBDA_INIT_TYPE: Final = "AWS_LAMBDA_INITIALIZATION_TYPE"
+ENV_LAMBDA_FUNCTION_VERSION: Final = "AWS_LAMBDA_FUNCTION_VERSION"
 METRICS_NAMESPACE: Final = "preheat"
