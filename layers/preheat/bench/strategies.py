@@ -1,0 +1,260 @@
+"""The strategies the benchmark compares, as a registry: one small class per way to ship a model.
+
+A strategy says whether it can run here, and prepares a `Deployment`: which handler, which
+environment variables, which layers, and whether an environment must run once before the
+measured ones (to seed a shared disk tier). New strategies register themselves with
+`register` and need nothing else from the runner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from preheat import constants as c
+from preheat.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+INFERENCE_HANDLER = "app.handler"
+BASELINE_HANDLER = "app.handler"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How the emulator runs one strategy's function."""
+
+    code_dir: Path
+    handler: str
+    env: Mapping[str, str]
+    layers: tuple[Path, ...] = ()
+    # Bytes the function must bring in (from S3 or a layer) and the artifact's parity record.
+    artifact_bytes: int | None = None
+    artifact_parity: Mapping[str, Any] | None = None
+    # Run one unmeasured environment first (it fills a shared disk tier).
+    prime: bool = False
+
+
+@dataclass
+class Context:
+    """What strategies share while preparing: the source model, S3, a work directory."""
+
+    source: Path
+    name: str
+    version: str
+    workdir: Path
+    functions_dir: Path
+    bucket: str
+    s3: S3Client
+    s3_env: Mapping[str, str]
+    progress: Callable[[str], None] = lambda _msg: None
+    # Results of shared steps (an artifact pushed once and used by several strategies).
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = make()
+        return self.memo[key]
+
+
+class Strategy(ABC):
+    name: str
+    description: str
+
+    def unavailable(self) -> str | None:
+        """Why this strategy cannot run here (a missing part), or None when it can."""
+        return None
+
+    @abstractmethod
+    def prepare(self, ctx: Context) -> Deployment: ...
+
+
+def _missing(module: str, what: str) -> str | None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    return None if found else f"needs {what} ({module} is not installed in this preheat)"
+
+
+# ---------------------------------------------------------------------------- shared steps
+
+
+def upload_tree(ctx: Context, prefix: str) -> int:
+    """Upload the source SavedModel's files as plain objects under `prefix`; return bytes."""
+    total = 0
+    for path in sorted(p for p in ctx.source.rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(ctx.source).as_posix()}"
+        ctx.s3.upload_file(str(path), ctx.bucket, key)
+        total += path.stat().st_size
+    return total
+
+
+def push_artifact(ctx: Context, artifact: Path, name: str) -> tuple[str, int]:
+    """Push an artifact (or SavedModel) with preheat's own push; return its URI and bytes."""
+    from preheat.artifact import manifest as mf
+    from preheat.push import push
+
+    result = push(
+        artifact, f"s3://{ctx.bucket}/preheat", name=name, version=ctx.version, s3_client=ctx.s3
+    )
+    uri = str(getattr(result, "uri", result))
+    try:
+        size = mf.read(artifact).total_bytes
+    except Exception:
+        size = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file())
+    return uri, size
+
+
+def inference_code(ctx: Context) -> Path:
+    return ctx.functions_dir / "inference"
+
+
+# ---------------------------------------------------------------------------- strategies
+
+
+class Baseline(Strategy):
+    name = "baseline"
+    description = "boto3 download_file in INIT, then import tensorflow, load; first call traced"
+
+    def prepare(self, ctx: Context) -> Deployment:
+        prefix = f"baseline/{ctx.name}/{ctx.version}"
+        size = ctx.once("baseline-upload", lambda: upload_tree(ctx, prefix))
+        env = {**ctx.s3_env, "BASELINE_BUCKET": ctx.bucket, "BASELINE_PREFIX": prefix}
+        return Deployment(
+            ctx.functions_dir / "baseline", BASELINE_HANDLER, env, artifact_bytes=size
+        )
+
+
+class PreheatTF(Strategy):
+    """The source SavedModel pushed as is; fetch overlapped with import, warm-up in INIT.
+
+    With `disk=True`, every measured environment finds the version already in its disk
+    tier. The tier is a directory shared by the function's environments and seeded once by
+    an unmeasured environment running the same code: the files are then exactly what the
+    cache itself writes, with no knowledge of its layout here.
+    """
+
+    def __init__(self, disk: bool = False) -> None:
+        self.disk = disk
+        self.name = "preheat-tf-disk" if disk else "preheat-tf"
+        self.description = (
+            "preheat, the version already in the disk tier (no S3 bytes)"
+            if disk
+            else "preheat: S3 fetch overlapped with import tensorflow, warm-up in INIT"
+        )
+
+    def prepare(self, ctx: Context) -> Deployment:
+        uri, size = ctx.once("push-tf", lambda: push_artifact(ctx, ctx.source, ctx.name))
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        if self.disk:
+            shared = ctx.workdir / "disk-tier"
+            shared.mkdir(parents=True, exist_ok=True)
+            env[c.ENV_CACHE_DIR] = str(shared)
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
+                          prime=self.disk)  # fmt: skip
+
+
+class PreheatLiteRT(Strategy):
+    """The model converted by `preheat slim` to LiteRT at one precision, fetched from S3."""
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+        self.name = f"preheat-litert-{precision}"
+        self.description = f"preheat slim to LiteRT {precision}, fetched from S3"
+
+    def unavailable(self) -> str | None:
+        return _missing("preheat.slim.convert", "preheat slim (LiteRT conversion)")
+
+    def prepare(self, ctx: Context) -> Deployment:
+        artifact, parity = ctx.once(f"slim-{self.precision}", lambda: slim(ctx, self.precision))
+        uri, size = ctx.once(
+            f"push-{self.precision}",
+            lambda: push_artifact(ctx, artifact, f"{ctx.name}-litert-{self.precision}"),
+        )
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
+                          artifact_parity=parity)  # fmt: skip
+
+
+class PreheatLayer(Strategy):
+    """Runtime and model baked into layers (LiteRT fp16): nothing fetched at INIT."""
+
+    name = "preheat-layer"
+    description = "LiteRT fp16 model and runtime in Lambda layers, no S3"
+
+    def unavailable(self) -> str | None:
+        return _missing("preheat.slim.convert", "preheat slim") or _missing(
+            "preheat.layer.build", "preheat layer"
+        )
+
+    def prepare(self, ctx: Context) -> Deployment:
+        raise ConfigurationError("strategy", self.name, "not wired to preheat layer yet")
+
+
+def slim(ctx: Context, precision: str) -> tuple[Path, Mapping[str, Any] | None]:
+    raise ConfigurationError("strategy", precision, "not wired to preheat slim yet")
+
+
+# ---------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Strategy] = {}
+
+
+def register(strategy: Strategy) -> Strategy:
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+for _s in (
+    Baseline(),
+    PreheatTF(),
+    PreheatTF(disk=True),
+    PreheatLiteRT("fp32"),
+    PreheatLiteRT("fp16"),
+    PreheatLiteRT("int8"),
+    PreheatLayer(),
+):
+    register(_s)
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Strategy:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigurationError(
+            "strategy", name, f"use one or more of {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def parse(spec: str | None) -> list[Strategy]:
+    """`a,b,c` (or None / "all" for every registered one) to strategies, baseline first."""
+    if spec is None or spec.strip() in ("", "all"):
+        chosen = list(_REGISTRY.values())
+    else:
+        seen: dict[str, Strategy] = {}
+        for part in spec.split(","):
+            if part.strip():
+                seen.setdefault(part.strip(), get(part.strip()))
+        chosen = list(seen.values())
+        if not chosen:
+            raise ConfigurationError("strategies", spec, "name at least one strategy")
+    return sorted(chosen, key=lambda s: s.name != "baseline")
+
+
+def default_functions_dir() -> Path:
+    """functions/ of the source tree this preheat runs from (the repository checkout)."""
+    env = os.environ.get("PREHEAT_FUNCTIONS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "functions"

@@ -1,0 +1,229 @@
+"""From raw cold starts to what people read: medians, ratios against baseline, the table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from preheat.bench.records import BenchResult, Burst, ColdStart, Parity, StrategyRun, to_dict
+from preheat.bench.stats import median, median_by_key, percentile, ratio
+
+BASELINE = "baseline"
+
+
+def worst_parity(parities: list[Parity]) -> Parity | None:
+    """The worst figures over several cold starts: one bad environment must not hide."""
+    if not parities:
+        return None
+    tops = [p.top1_agreement for p in parities if p.top1_agreement is not None]
+    return Parity(
+        max_abs_error=max(p.max_abs_error for p in parities),
+        max_rel_error=max(p.max_rel_error for p in parities),
+        top1_agreement=min(tops) if tops else None,
+        bit_identical=all(p.bit_identical for p in parities),
+        samples=sum(p.samples for p in parities),
+    )
+
+
+def summarize(run: StrategyRun) -> dict[str, Any]:
+    """Medians over a strategy's successful cold starts; warm percentiles pool all requests."""
+    ok: list[ColdStart] = [c for c in run.cold_starts if c.error is None]
+    warm = [w for c in ok for w in c.warm_ms]
+    memory = [c.max_memory_mb for c in ok if c.max_memory_mb is not None]
+    parity = worst_parity([c.parity for c in ok if c.parity is not None])
+    return {
+        "cold_starts": len(ok),
+        "errors": len(run.cold_starts) - len(ok),
+        "init_ms": median(c.init_ms for c in ok if c.init_ms is not None),
+        "phases_ms": median_by_key([c.phases_ms for c in ok]),
+        "first_response_ms": median(
+            c.first_response_ms for c in ok if c.first_response_ms is not None
+        ),
+        "first_duration_ms": median(
+            c.first_duration_ms for c in ok if c.first_duration_ms is not None
+        ),
+        "warm_p50_ms": percentile(warm, 50),
+        "warm_p99_ms": percentile(warm, 99),
+        "warm_requests": len(warm),
+        "max_memory_mb": max(memory) if memory else None,
+        "bytes_by_tier": {
+            k: round(v) for k, v in median_by_key([_floats(c.bytes_by_tier) for c in ok]).items()
+        },
+        "parity": to_dict(parity) if parity is not None else None,
+    }
+
+
+def _floats(d: Mapping[str, int]) -> dict[str, float]:
+    return {k: float(v) for k, v in d.items()}
+
+
+def ratios(summary: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> dict[str, Any]:
+    """How a strategy compares with baseline in the same run.
+
+    first_response_speedup > 1 means the first answer came that many times sooner;
+    init_ratio < 1 means a shorter INIT.
+    """
+    if baseline is None:
+        return {"first_response_speedup": None, "init_ratio": None}
+    return {
+        "first_response_speedup": ratio(
+            baseline.get("first_response_ms"), summary.get("first_response_ms")
+        ),
+        "init_ratio": ratio(summary.get("init_ms"), baseline.get("init_ms")),
+    }
+
+
+def summarize_burst(burst: Burst, baseline: Burst | None) -> dict[str, Any]:
+    inits = [e.init_ms for e in burst.environments if e.init_ms is not None]
+    return {
+        "strategy": burst.strategy,
+        "size": burst.size,
+        "all_answered_ms": burst.all_answered_ms,
+        "distinct_environments": burst.distinct_environments,
+        "errors": sum(1 for e in burst.environments if e.error),
+        "init_ms_median": median(inits),
+        "init_ms_max": max(inits) if inits else None,
+        "speedup_vs_baseline": (
+            ratio(baseline.all_answered_ms, burst.all_answered_ms) if baseline else None
+        ),
+    }
+
+
+def result_dict(result: BenchResult) -> dict[str, Any]:
+    """The results file: raw samples, summaries and ratios, all in one document."""
+    summaries = {s.name: summarize(s) for s in result.strategies if s.available}
+    base = summaries.get(BASELINE)
+    strategies = []
+    for s in result.strategies:
+        entry = to_dict(s)
+        if s.available:
+            entry["summary"] = summaries[s.name]
+            entry["ratios"] = ratios(summaries[s.name], base)
+        strategies.append(entry)
+    base_burst = next((b for b in result.bursts if b.strategy == BASELINE), None)
+    bursts = []
+    for b in result.bursts:
+        entry = to_dict(b)
+        entry["summary"] = summarize_burst(b, base_burst)
+        bursts.append(entry)
+    return {
+        "created": result.created,
+        "model": result.model,
+        "network": to_dict(result.network),
+        "settings": result.settings,
+        "baseline": BASELINE if base is not None else None,
+        "strategies": strategies,
+        "bursts": bursts,
+    }
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.0f} ms"
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _mb(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f} MB"
+
+
+def _bytes(d: Mapping[str, int]) -> str:
+    parts = [f"{k} {v / 1e6:.1f} MB" for k, v in d.items() if v]
+    return ", ".join(parts) if parts else "-"
+
+
+def _parity(p: Mapping[str, Any] | None) -> str:
+    if p is None:
+        return "-"
+    if p["bit_identical"]:
+        return "exact"
+    top1 = "" if p["top1_agreement"] is None else f", top-1 {p['top1_agreement']:.0%}"
+    return f"abs {p['max_abs_error']:.1e}, rel {p['max_rel_error']:.1e}{top1}"
+
+
+def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def table(doc: Mapping[str, Any]) -> str:
+    """The terminal table of a results document (see result_dict)."""
+    header = [
+        "strategy",
+        "first response",
+        "speedup",
+        "INIT",
+        "INIT ratio",
+        "warm p50/p99",
+        "peak RSS",
+        "fetched",
+        "parity",
+    ]
+    rows: list[list[str]] = []
+    missing: list[str] = []
+    for s in doc["strategies"]:
+        if not s["available"]:
+            missing.append(f"  {s['name']}: {s['reason']}")
+            continue
+        m, r = s["summary"], s["ratios"]
+        if m["cold_starts"] == 0:
+            errors = {c["error"] for c in s["cold_starts"] if c["error"]}
+            missing.append(f"  {s['name']}: every cold start failed: {'; '.join(sorted(errors))}")
+            continue
+        rows.append(
+            [
+                s["name"],
+                _ms(m["first_response_ms"]),
+                _x(r["first_response_speedup"]),
+                _ms(m["init_ms"]),
+                _x(r["init_ratio"]),
+                f"{_ms(m['warm_p50_ms'])} / {_ms(m['warm_p99_ms'])}",
+                _mb(m["max_memory_mb"]),
+                _bytes(m["bytes_by_tier"]),
+                _parity(m["parity"]),
+            ]
+        )
+    net = doc["network"]
+    if net["shaped"]:
+        measured = net.get("measured_mbit")
+        where = f"network: S3 behind a {net['rate_mbit']:.0f} Mbit/s cap" + (
+            f" (measured {measured:.0f} Mbit/s)" if measured else ""
+        )
+    else:
+        where = "network: loopback, unshaped" + (f" ({net['note']})" if net.get("note") else "")
+    settings = doc["settings"]
+    lines = [
+        f"cold starts per strategy: {settings.get('cold_starts')}, medians; {where}",
+        *_grid(header, rows),
+    ]
+    if missing:
+        lines += ["not measured:", *missing]
+    if doc["bursts"]:
+        bheader = ["burst", "environments", "all answered", "speedup", "INIT median / max"]
+        brows = []
+        for b in doc["bursts"]:
+            m = b["summary"]
+            brows.append(
+                [
+                    b["strategy"],
+                    f"{m['distinct_environments']} of {m['size']}",
+                    _ms(m["all_answered_ms"]),
+                    _x(m["speedup_vs_baseline"]),
+                    f"{_ms(m['init_ms_median'])} / {_ms(m['init_ms_max'])}",
+                ]
+            )
+        lines += ["", *_grid(bheader, brows)]
+    lines.append("speedup: baseline's first response / this one's (higher is better); ")
+    lines[-1] += "INIT ratio: this INIT / baseline's (lower is better)."
+    return "\n".join(lines)
