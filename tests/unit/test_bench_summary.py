@@ -1,0 +1,142 @@
+"""Summaries, ratios against baseline and the terminal table, from hand-made records."""
+
+from __future__ import annotations
+
+import orjson
+
+from preheat.bench.records import (
+    BenchResult,
+    Burst,
+    BurstEnvironment,
+    ColdStart,
+    NetworkInfo,
+    Parity,
+    StrategyRun,
+)
+from preheat.bench.summary import result_dict, summarize, table, worst_parity
+
+EXACT = Parity(0.0, 0.0, 1.0, True, 4)
+
+
+def _cold(strategy: str, i: int, init: float, first: float, **kw: object) -> ColdStart:
+    return ColdStart(
+        strategy=strategy,
+        index=i,
+        environment=f"{strategy}-{i}",
+        init_ms=init,
+        first_response_ms=first,
+        phases_ms={"import": init / 2, "load": init / 4},
+        warm_ms=[10.0 + i, 20.0 + i],
+        max_memory_mb=500.0 + i,
+        bytes_by_tier={"s3": 1000},
+        parity=EXACT,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _result() -> BenchResult:
+    base = StrategyRun("baseline", "b")
+    base.cold_starts = [
+        _cold("baseline", i, init, init + 500) for i, init in enumerate([4000, 6000, 5000])
+    ]
+    fast = StrategyRun("preheat-tf", "p")
+    fast.cold_starts = [
+        _cold("preheat-tf", i, init, init + 100) for i, init in enumerate([2000, 2400, 2200])
+    ]
+    fast.cold_starts.append(ColdStart("preheat-tf", 3, error="InitError: boom"))
+    missing = StrategyRun("preheat-litert-fp16", "l", available=False, reason="needs preheat slim")
+    bursts = [
+        Burst(
+            "baseline",
+            2,
+            9000.0,
+            [BurstEnvironment("e1", 5000.0, 8000.0), BurstEnvironment("e2", 6000.0, 9000.0)],
+        ),
+        Burst(
+            "preheat-tf",
+            2,
+            3000.0,
+            [BurstEnvironment("e3", 2000.0, 2500.0), BurstEnvironment("e4", 2200.0, 3000.0)],
+        ),
+    ]
+    return BenchResult(
+        created="2026-01-01T00:00:00Z",
+        model={"name": "m", "bytes": 123},
+        network=NetworkInfo("lambda", True, 600.0, 577.0),
+        settings={"cold_starts": 3},
+        strategies=[base, fast, missing],
+        bursts=bursts,
+    )
+
+
+def test_summary_takes_medians_of_successful_cold_starts_only() -> None:
+    run = _result().strategies[1]
+    s = summarize(run)
+    assert s["cold_starts"] == 3 and s["errors"] == 1
+    assert s["init_ms"] == 2200
+    assert s["first_response_ms"] == 2300
+    assert s["phases_ms"] == {"import": 1100, "load": 550}
+    assert s["warm_requests"] == 6
+    assert s["warm_p50_ms"] == 16.0
+    assert s["max_memory_mb"] == 502.0
+    assert s["bytes_by_tier"] == {"s3": 1000}
+
+
+def test_ratios_compare_with_baseline_in_the_same_run() -> None:
+    doc = result_dict(_result())
+    by_name = {s["name"]: s for s in doc["strategies"]}
+    assert by_name["baseline"]["ratios"]["first_response_speedup"] == 1.0
+    # baseline median first response 5500 ms, preheat-tf 2300 ms.
+    assert by_name["preheat-tf"]["ratios"]["first_response_speedup"] == 5500 / 2300
+    assert by_name["preheat-tf"]["ratios"]["init_ratio"] == 2200 / 5000
+    assert "summary" not in by_name["preheat-litert-fp16"]
+    burst = {b["strategy"]: b["summary"] for b in doc["bursts"]}
+    assert burst["preheat-tf"]["speedup_vs_baseline"] == 3.0
+    assert burst["preheat-tf"]["distinct_environments"] == 2
+    assert burst["baseline"]["init_ms_max"] == 6000.0
+
+
+def test_result_document_is_json_and_keeps_raw_samples() -> None:
+    doc = orjson.loads(orjson.dumps(result_dict(_result())))
+    first = doc["strategies"][0]["cold_starts"][0]
+    assert set(first) >= {"init_ms", "phases_ms", "first_response_ms", "warm_ms", "max_memory_mb",
+                          "bytes_by_tier", "parity"}  # fmt: skip
+    assert doc["network"]["measured_mbit"] == 577.0
+
+
+def test_without_baseline_ratios_are_absent_not_invented() -> None:
+    result = _result()
+    result.strategies = result.strategies[1:]
+    result.bursts = result.bursts[1:]
+    doc = result_dict(result)
+    assert doc["baseline"] is None
+    assert doc["strategies"][0]["ratios"] == {"first_response_speedup": None, "init_ratio": None}
+    assert doc["bursts"][0]["summary"]["speedup_vs_baseline"] is None
+
+
+def test_table_shows_ratios_missing_strategies_and_bursts() -> None:
+    text = table(result_dict(_result()))
+    lines = text.splitlines()
+    row = next(line for line in lines if line.startswith("preheat-tf "))
+    assert f"{5500 / 2300:.2f}x" in row and "2.30 s" in row and "exact" in row
+    assert any("preheat-litert-fp16: needs preheat slim" in line for line in lines)
+    assert any(
+        line.startswith("preheat-tf") and "3.00x" in line and "2 of 2" in line for line in lines
+    )
+    assert "600 Mbit/s cap (measured 577 Mbit/s)" in text
+
+
+def test_table_says_when_the_network_was_not_shaped_and_why() -> None:
+    result = _result()
+    result.network = NetworkInfo("lambda", False, 600.0, None, "not root")
+    assert "loopback, unshaped (not root)" in table(result_dict(result))
+
+
+def test_worst_parity_lets_no_bad_environment_hide() -> None:
+    worse = Parity(1e-3, 2e-2, 0.75, False, 4)
+    p = worst_parity([EXACT, worse])
+    assert p is not None
+    assert (p.max_abs_error, p.max_rel_error, p.top1_agreement, p.bit_identical, p.samples) == (
+        1e-3, 2e-2, 0.75, False, 8,
+    )  # fmt: skip
+    assert worst_parity([]) is None
