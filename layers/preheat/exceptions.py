@@ -68,6 +68,10 @@ class FetchError(ArtifactError):
         super().__init__(f"could not fetch {what} after {attempts} attempts: {cause}")
 
 
+class PushError(ArtifactError):
+    """An upload to S3 failed or would overwrite a different version."""
+
+
 class CacheFullError(PreheatError):
     """The disk tier cannot hold a version even after evicting everything it may."""
 

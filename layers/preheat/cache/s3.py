@@ -1,0 +1,282 @@
+"""The S3 tier: read manifests and aliases, and fetch a version's chunks in parallel.
+
+Each chunk is one whole-object GET of `<prefix>/blobs/sha256/<hex>`, checked against its
+hash, retried alone, and written at its offset into `<path>.part`; the file is renamed
+to its name only when its whole SHA-256 matches the manifest.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from preheat.artifact import manifest as mf
+from preheat.cache.retry import GaveUp, Retryable, with_retries
+from preheat.exceptions import (
+    ArtifactNotFound,
+    CacheFullError,
+    FetchError,
+    IntegrityError,
+    ManifestError,
+)
+from preheat.uri import ModelURI, check_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("preheat")
+
+PART_SUFFIX = ".part"
+_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def blob_key(prefix: str, sha256: str) -> str:
+    return "/".join(p for p in (prefix, "blobs", "sha256", sha256) if p)
+
+
+class _Missing(Exception):
+    pass
+
+
+def _classify(exc: Exception) -> Exception:
+    """Map a botocore failure to _Missing, Retryable or a FetchError-worthy cause."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _NOT_FOUND or status == 404:
+            return _Missing(code or "404")
+        if status in _RETRYABLE_STATUS or code in {"SlowDown", "Throttling", "RequestTimeout"}:
+            return Retryable(f"S3 answered {status} {code}")
+        return exc
+    if isinstance(exc, BotoCoreError | OSError):
+        return Retryable(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def get_object_bytes(client: S3Client, bucket: str, key: str) -> bytes:
+    """One GET; raises _Missing, Retryable, or the original error when retrying cannot help."""
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+    except Exception as exc:
+        mapped = _classify(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def read_small(client: S3Client, bucket: str, key: str, retries: int, what: str) -> bytes:
+    """A small object (manifest, alias) with retries; ArtifactNotFound or FetchError."""
+    uri = f"s3://{bucket}/{key}"
+    try:
+        return with_retries(lambda: get_object_bytes(client, bucket, key), retries)
+    except _Missing:
+        raise ArtifactNotFound(what, f"{uri} does not exist") from None
+    except GaveUp as exc:
+        raise FetchError(uri, exc.cause, exc.attempts) from None
+    except Exception as exc:
+        raise FetchError(uri, f"{type(exc).__name__}: {exc}", 1) from exc
+
+
+def read_manifest(client: S3Client, uri: ModelURI, retries: int) -> mf.Manifest:
+    assert uri.bucket is not None
+    data = read_small(client, uri.bucket, uri.manifest_key, retries, str(uri))
+    manifest = mf.loads(data)
+    if manifest.name != uri.name or manifest.version != uri.version:
+        raise ManifestError(
+            f"manifest at {uri} says {manifest.name}/{manifest.version}; "
+            "push the version again with `preheat push`"
+        )
+    return manifest
+
+
+def read_alias(client: S3Client, uri: ModelURI, retries: int) -> str:
+    assert uri.bucket is not None
+    data = read_small(client, uri.bucket, uri.alias_key, retries, str(uri))
+    return check_name("model version", data.decode("utf-8", "replace").strip())
+
+
+# ---------------------------------------------------------------------------- chunks
+
+
+class _OrderedHash:
+    """SHA-256 of a file whose chunks arrive out of order: hash each as soon as it is next."""
+
+    def __init__(self, count: int) -> None:
+        self._hash = hashlib.sha256()
+        self._count = count
+        self._next = 0
+        self._pending: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._busy = False
+
+    def add(self, index: int, data: bytes) -> bool:
+        """Queue chunk `index`; True (once) when the last chunk has been hashed."""
+        with self._lock:
+            self._pending[index] = data
+            if self._busy:
+                return False
+            self._busy = True
+        while True:
+            with self._lock:
+                block = self._pending.pop(self._next, None)
+                if block is None:
+                    self._busy = False
+                    return self._next == self._count
+                self._next += 1
+            # hashlib drops the GIL for big buffers, so this runs beside the other fetches.
+            self._hash.update(block)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass
+class _FileJob:
+    entry: mf.FileEntry
+    target: Path
+    part: Path
+    fd: int
+    hasher: _OrderedHash
+    offsets: tuple[int, ...]
+
+
+def _open_part(entry: mf.FileEntry, root: Path) -> _FileJob:
+    target = root / entry.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + PART_SUFFIX)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    offsets, pos = [], 0
+    for ch in entry.chunks:
+        offsets.append(pos)
+        pos += ch.size
+    return _FileJob(entry, target, part, fd, _OrderedHash(len(entry.chunks)), tuple(offsets))
+
+
+def _finish(job: _FileJob) -> None:
+    os.close(job.fd)
+    job.fd = -1
+    actual = job.hasher.hexdigest()
+    if actual != job.entry.sha256:
+        raise IntegrityError(
+            job.entry.path,
+            job.entry.sha256,
+            actual,
+            "its chunks verify but the whole file does not: the manifest is inconsistent; "
+            "push the version again",
+        )
+    os.replace(job.part, job.target)
+
+
+def _full(directory: Path) -> CacheFullError:
+    return CacheFullError(str(directory), 0, 0, "the function's ephemeral storage")
+
+
+def fetch_files(
+    client: S3Client,
+    *,
+    bucket: str,
+    prefix: str,
+    files: Iterable[mf.FileEntry],
+    dest: Path,
+    concurrency: int,
+    retries: int,
+    on_bytes: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch `files` into `dest` (each renamed into place once verified); bytes fetched."""
+    jobs: list[_FileJob] = []
+    stop = threading.Event()
+    counted = 0
+    count_lock = threading.Lock()
+
+    def fetch_chunk(job: _FileJob, index: int) -> None:
+        nonlocal counted
+        if stop.is_set():
+            return
+        chunk = job.entry.chunks[index]
+        key = blob_key(prefix, chunk.sha256)
+        mismatch: list[str] = []
+
+        def attempt() -> bytes:
+            data = get_object_bytes(client, bucket, key)
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != chunk.sha256 or len(data) != chunk.size:
+                mismatch.append(actual)
+                raise Retryable(f"sha256 mismatch ({len(data)} bytes)")
+            mismatch.clear()
+            return data
+
+        what = f"{job.entry.path} chunk {index + 1}/{len(job.entry.chunks)} (s3://{bucket}/{key})"
+        try:
+            data = with_retries(attempt, retries)
+        except _Missing:
+            raise ArtifactNotFound(
+                f"s3://{bucket}/{key}",
+                f"chunk {index + 1} of {job.entry.path} is missing; push the version again",
+            ) from None
+        except GaveUp as exc:
+            if mismatch:
+                raise IntegrityError(
+                    what, chunk.sha256, mismatch[-1], f"after {exc.attempts} attempts"
+                ) from None
+            raise FetchError(what, exc.cause, exc.attempts) from None
+        except Exception as exc:
+            raise FetchError(what, f"{type(exc).__name__}: {exc}", 1) from exc
+        try:
+            os.pwrite(job.fd, data, job.offsets[index])
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _full(dest) from exc
+            raise
+        with count_lock:
+            counted += len(data)
+        if on_bytes is not None:
+            on_bytes(len(data))
+        if job.hasher.add(index, data):
+            _finish(job)
+
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="preheat-fetch") as ex:
+            futures: list[Future[None]] = []
+            for entry in files:
+                if entry.size and not entry.chunks:
+                    raise ManifestError(
+                        f"manifest: {entry.path} lists no chunks; push the version again"
+                    )
+                job = _open_part(entry, dest)
+                jobs.append(job)
+                if not entry.chunks:
+                    _finish(job)  # an empty file: nothing to fetch, its hash is sha256(b"")
+                    continue
+                # Chunks are fetched in file order so that whole-file hashing keeps pace.
+                futures.extend(ex.submit(fetch_chunk, job, i) for i in range(len(entry.chunks)))
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                stop.set()
+                for f in futures:
+                    f.cancel()
+                exc = failed.exception()
+                assert exc is not None
+                raise exc
+    finally:
+        for job in jobs:
+            if job.fd >= 0:
+                os.close(job.fd)
+                job.fd = -1
+    return counted
