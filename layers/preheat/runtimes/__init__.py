@@ -1,0 +1,60 @@
+"""The runtimes that turn an artifact directory into a `Model`: TensorFlow and LiteRT.
+
+Each runtime module offers `load(directory, manifest, *, warmup=True) -> Model` and is
+imported only when an artifact of its kind is loaded, so `import preheat` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from preheat.exceptions import LoadError, UnsupportedModel
+
+if TYPE_CHECKING:
+    from preheat.artifact.manifest import Manifest
+    from preheat.runtimes.base import Model
+
+# manifest.runtime → the module that loads it.
+RUNTIME_MODULES: dict[str, str] = {
+    "tensorflow": "preheat.runtimes.tensorflow",
+    "litert": "preheat.runtimes.litert",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> Model:
+    """Build the model in `directory` with the runtime its manifest names."""
+    module_name = RUNTIME_MODULES.get(manifest.runtime)
+    if module_name is None:
+        raise UnsupportedModel(
+            f"runtime {manifest.runtime!r} of {manifest.name}/{manifest.version} is not one of "
+            f"{', '.join(RUNTIME_MODULES)}"
+        )
+    module = importlib.import_module(module_name)
+    return cast("Model", module.load(directory, manifest, warmup=warmup))
+
+
+def warm_up(model: Model) -> None:
+    """One inference on zeros shaped like the signature (dynamic dimensions set to 1).
+
+    Run during INIT so the first request pays no tracing, allocation or first-call cost.
+    """
+    from preheat.runtimes.base import example_inputs
+
+    try:
+        model.predict(example_inputs(model.signature))
+    except Exception as exc:  # any runtime's failure becomes one line for the user
+        m = model.manifest
+        raise LoadError(
+            f"the warm-up inference of {m.name}/{m.version} failed: {_first_line(exc)}; "
+            "set PREHEAT_WARMUP=0 to skip it"
+        ) from exc
+
+
+__all__ = ["RUNTIME_MODULES", "load", "warm_up"]

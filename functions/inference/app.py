@@ -1,0 +1,89 @@
+"""The inference function: the model is fetched, loaded and warmed up during INIT.
+
+`import preheat` comes first: with PREHEAT_MODEL_URI set it starts the fetch in background
+threads, which then overlaps the import of TensorFlow below. Any INIT failure (model not
+found, integrity, no room) is logged as one structured line and fails INIT with its message.
+"""
+
+from __future__ import annotations
+
+import time
+
+_t0 = time.perf_counter()
+import preheat  # noqa: E402  (first: starts the prefetch)
+
+_t1 = time.perf_counter()
+import tensorflow  # noqa: E402, F401  (the runtime import phase, timed)
+
+_t2 = time.perf_counter()
+
+from typing import Any  # noqa: E402
+
+from preheat.exceptions import BadRequest, PreheatError  # noqa: E402
+from preheat.handler import events, observe, responses  # noqa: E402
+from preheat.runtimes.validate import coerce_inputs  # noqa: E402
+from preheat.warm import state, warm_handler  # noqa: E402
+
+obs = observe.build()
+logger, metrics, tracer = obs.logger, obs.metrics, obs.tracer
+
+try:
+    MODEL = preheat.load_model()
+except PreheatError as exc:
+    obs.init_failed(exc)
+    raise
+
+INIT_REPORT: dict[str, Any] = {
+    **getattr(MODEL, "init_report", {}),
+    "preheat_import_s": round(_t1 - _t0, 4),
+    "runtime_import_s": round(_t2 - _t1, 4),
+    "init_s": round(time.perf_counter() - _t0, 4),
+}
+obs.init_done(INIT_REPORT)
+state.mark_model_loaded()
+state.mark_init_done()
+
+
+def _model_info() -> dict[str, Any]:
+    m = MODEL.manifest
+    sig = MODEL.signature
+    return {
+        "model": {"name": m.name, "version": m.version, "runtime": m.runtime},
+        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": t.shape} for t in sig.inputs],
+        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": t.shape} for t in sig.outputs],
+    }
+
+
+@tracer.capture_method
+def _predict(inputs: Any) -> dict[str, Any]:
+    return MODEL.predict(coerce_inputs(MODEL.signature, inputs))
+
+
+@warm_handler
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Answer a prediction (direct, API Gateway v1/v2 or Function URL) or a GET describing it."""
+    metrics.add_metric("Requests", "Count", 1)
+    as_http = events.is_http(event)
+    try:
+        request = events.parse(event)
+        if request.method == "GET":
+            return responses.describe(_model_info())
+        outputs = _predict(request.inputs)
+    except BadRequest as exc:
+        metrics.add_metric("BadRequests", "Count", 1)
+        logger.info("bad request", extra={"status": exc.status, "reason": str(exc)})
+        return responses.error(exc, as_http=as_http)
+    except Exception as exc:  # the environment must live on whatever one request does
+        metrics.add_metric("Errors", "Count", 1)
+        logger.exception("prediction failed")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return responses.failure(
+            500,
+            f"the model could not answer this request: {first}",
+            "InferenceError",
+            as_http=as_http,
+        )
+    return responses.ok(outputs, as_http=as_http)

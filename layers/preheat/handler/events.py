@@ -1,0 +1,93 @@
+"""Recognise what invoked the function and pull the request's inputs out of it.
+
+Three shapes arrive: a direct invocation (`{"inputs": ...}` or a bare list), an API Gateway
+REST (v1) event, and an HTTP API (v2) or Function URL event, whose JSON body may be base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from preheat import constants as c
+from preheat.exceptions import BadRequest
+
+INPUTS_KEY = "inputs"
+_HTTP_KEYS = ("httpMethod", "requestContext", "routeKey", "rawPath")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request: its inputs (not yet validated) and how to answer it."""
+
+    inputs: Any
+    http: bool
+    # "POST" for a prediction, "GET" to describe the model (HTTP only).
+    method: str = "POST"
+
+
+def is_http(event: object) -> bool:
+    return isinstance(event, Mapping) and any(k in event for k in _HTTP_KEYS)
+
+
+def http_method(event: Mapping[str, Any]) -> str:
+    """The HTTP verb of a v1 (httpMethod) or v2/Function URL (requestContext.http) event."""
+    method = event.get("httpMethod")
+    if not isinstance(method, str):
+        ctx = event.get("requestContext")
+        http = ctx.get("http") if isinstance(ctx, Mapping) else None
+        method = http.get("method") if isinstance(http, Mapping) else None
+    return method.upper() if isinstance(method, str) else "POST"
+
+
+def _body_bytes(event: Mapping[str, Any], limit: int) -> bytes:
+    body = event.get("body")
+    if body is None or body == "":
+        raise BadRequest('the request has no body; send JSON such as {"inputs": {...}}')
+    if not isinstance(body, str | bytes):
+        raise BadRequest("the request body must be a JSON string")
+    # Refuse before decoding: a body over Lambda's payload limit is never read further.
+    if len(body) > limit:
+        raise BadRequest(
+            f"the request body is {len(body) / 1e6:.1f} MB; Lambda accepts at most "
+            f"{limit / 1e6:.1f} MB per request, send fewer rows per request",
+            status=413,
+        )
+    raw = body.encode() if isinstance(body, str) else body
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("the request body is marked base64 but is not valid base64") from None
+    return raw
+
+
+def _inputs_of(payload: Any, where: str) -> Any:
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, Mapping) and INPUTS_KEY in payload:
+        return payload[INPUTS_KEY]
+    raise BadRequest(
+        f'{where} must be {{"inputs": {{name: array, ...}}}} or a bare list for a '
+        "single-input model"
+    )
+
+
+def parse(event: Any, *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYTES) -> Request:
+    """The request an event carries; BadRequest (400, or 413 for size) if it carries none."""
+    if is_http(event):
+        method = http_method(event)
+        if method == "GET":
+            return Request(inputs=None, http=True, method="GET")
+        raw = _body_bytes(event, limit)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        return Request(inputs=_inputs_of(payload, "the request body"), http=True)
+    return Request(inputs=_inputs_of(event, "the event"), http=False)

@@ -1,0 +1,73 @@
+"""What the inference function tells CloudWatch: structured logs, EMF metrics, X-Ray traces.
+
+One `Observability` per environment, built at INIT. The init breakdown goes out once, as a
+log line and as EMF metrics in milliseconds; each request adds a count and its latency.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from preheat import constants as c
+
+DEFAULT_SERVICE = "preheat-inference"
+# Init phases published as metrics, by their key in the init report.
+PHASE_METRICS: dict[str, str] = {
+    "preheat_import_s": "InitPreheatImportMs",
+    "runtime_import_s": "InitRuntimeImportMs",
+    "fetch_s": "InitFetchMs",
+    "fetch_wait_s": "InitFetchWaitMs",
+    "load_s": "InitLoadMs",
+    "warmup_s": "InitWarmupMs",
+    "init_s": "InitTotalMs",
+}
+
+
+def xray_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """True on Lambda with active tracing: Lambda then names the X-Ray daemon's address."""
+    env = os.environ if env is None else env
+    return bool(env.get("LAMBDA_TASK_ROOT") and env.get("AWS_XRAY_DAEMON_ADDRESS"))
+
+
+@dataclass
+class Observability:
+    logger: Logger
+    metrics: Metrics
+    tracer: Tracer
+
+    def init_done(self, report: Mapping[str, Any]) -> None:
+        """Log the init breakdown once and publish its phases as EMF metrics (ms)."""
+        self.logger.info("preheat init", extra={"init": dict(report)})
+        for key, metric in PHASE_METRICS.items():
+            value = report.get(key)
+            if isinstance(value, int | float):
+                self.metrics.add_metric(metric, MetricUnit.Milliseconds, round(value * 1000, 3))
+        for tier, count in (report.get("bytes_by_tier") or {}).items():
+            if isinstance(count, int) and count:
+                self.metrics.add_metric(f"InitBytes_{tier}", MetricUnit.Bytes, count)
+        self.metrics.flush_metrics()
+
+    def init_failed(self, exc: BaseException) -> None:
+        """One structured line naming the failure; INIT then fails with the same message."""
+        self.logger.error(
+            "preheat init failed",
+            extra={"error": {"type": type(exc).__name__, "message": str(exc)}},
+        )
+
+
+def build(service: str | None = None, env: Mapping[str, str] | None = None) -> Observability:
+    """Logger, Metrics and Tracer for this environment; tracing only where X-Ray listens."""
+    env = os.environ if env is None else env
+    name = service or env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
+    namespace = env.get("POWERTOOLS_METRICS_NAMESPACE") or c.METRICS_NAMESPACE
+    return Observability(
+        logger=Logger(service=name),
+        metrics=Metrics(service=name, namespace=namespace),
+        tracer=Tracer(service=name, disabled=not xray_enabled(env)),
+    )
