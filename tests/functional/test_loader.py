@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def _empty_memory_tier() -> Iterator[None]:
     memory.clear()
 
 
-def _settings(tmp_path: Path) -> dict[str, object]:
+def _settings(tmp_path: Path) -> dict[str, Any]:
     # No read-only local paths and a private disk tier: only the URI given can serve.
     return {"cache_dir": tmp_path / "cache", "local_paths": (), "prefetch": False}
 
