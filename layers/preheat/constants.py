@@ -57,4 +57,9 @@ WARM_HOLD_MARGIN_MS: Final = 250
 # Lambda's own variables the warm ping reads: provisioned environments are not cold.
 ENV_LAMBDA_INIT_TYPE: Final = "AWS_LAMBDA_INITIALIZATION_TYPE"
 ENV_LAMBDA_FUNCTION_VERSION: Final = "AWS_LAMBDA_FUNCTION_VERSION"
+# The warmer function's defaults when its event names no targets: JSON
+# ([{"function": "f", "qualifier": "live", "concurrency": 10}]) or "f:live=10,g=2".
+ENV_WARM_TARGETS: Final = "PREHEAT_WARM_TARGETS"
+ENV_WARM_MAX_ROUNDS: Final = "PREHEAT_WARM_MAX_ROUNDS"
+ENV_WARM_HOLD_MS: Final = "PREHEAT_WARM_HOLD_MS"
 METRICS_NAMESPACE: Final = "preheat"

@@ -438,14 +438,18 @@ def lambda_client(max_concurrency: int, read_timeout_s: float = 30.0) -> Any:
     """
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
-    return boto3.client(
-        "lambda",
-        config=Config(
-            max_pool_connections=max(10, max_concurrency),
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=read_timeout_s,
-            tcp_keepalive=True,
-        ),
+    config = Config(
+        max_pool_connections=max(10, max_concurrency),
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=read_timeout_s,
+        tcp_keepalive=True,
     )
+    try:
+        return boto3.client("lambda", config=config)
+    except NoRegionError:
+        raise ConfigurationError(
+            "AWS_REGION", None, "set AWS_REGION or AWS_DEFAULT_REGION to the function's region"
+        ) from None
