@@ -1,0 +1,15 @@
+"""A local Lambda: the Invoke API and the Runtime API, with awslambdaric in fresh processes."""
+
+from preheat.emulator.config import FunctionConfig
+from preheat.emulator.emulator import DEFAULT_MAX_CONCURRENCY, Emulator, InvokeResult
+from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "Emulator",
+    "EnvironmentRecord",
+    "FunctionConfig",
+    "FunctionStats",
+    "InvocationRecord",
+    "InvokeResult",
+]

@@ -1,0 +1,111 @@
+"""What the emulator needs to know about one function: code, handler, limits, layers."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from preheat.exceptions import ConfigurationError
+
+# Lambda's own bounds for the settings the emulator honours.
+MIN_MEMORY_MB = 128
+MAX_MEMORY_MB = 10_240
+MAX_TIMEOUT_S = 900.0
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One function as Lambda would see it; validated at construction."""
+
+    name: str
+    code_dir: Path
+    handler: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    memory_mb: int = 512
+    timeout_s: float = 30.0
+    init_timeout_s: float = 10.0
+    # None: bounded only by the emulator's global concurrency limit.
+    reserved_concurrency: int | None = None
+    idle_timeout_s: float = 300.0
+    # Each directory's content appears merged under the environment's /opt-like path,
+    # later layers over earlier ones, as Lambda stacks layers.
+    layers: tuple[Path, ...] = ()
+    python: str = sys.executable
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigurationError(
+                "function name", self.name, "use 1 to 64 letters, digits, '-' or '_'"
+            )
+        object.__setattr__(self, "code_dir", Path(self.code_dir))
+        object.__setattr__(self, "layers", tuple(Path(p) for p in self.layers))
+        object.__setattr__(self, "env", dict(self.env))
+        if not self.code_dir.is_dir():
+            raise ConfigurationError(
+                f"{self.name}: code_dir", str(self.code_dir), "use an existing directory"
+            )
+        if not _HANDLER.match(self.handler):
+            raise ConfigurationError(
+                f"{self.name}: handler", self.handler, "use module.function, e.g. app.handler"
+            )
+        if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
+            raise ConfigurationError(
+                f"{self.name}: memory_mb",
+                self.memory_mb,
+                f"use {MIN_MEMORY_MB} to {MAX_MEMORY_MB} MB",
+            )
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise ConfigurationError(
+                f"{self.name}: timeout_s",
+                self.timeout_s,
+                f"use more than 0 and at most {MAX_TIMEOUT_S:.0f} s",
+            )
+        if not self.init_timeout_s > 0:
+            raise ConfigurationError(
+                f"{self.name}: init_timeout_s",
+                self.init_timeout_s,
+                "use a positive number of seconds",
+            )
+        if not self.idle_timeout_s > 0:
+            raise ConfigurationError(
+                f"{self.name}: idle_timeout_s",
+                self.idle_timeout_s,
+                "use a positive number of seconds",
+            )
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
+            raise ConfigurationError(
+                f"{self.name}: reserved_concurrency",
+                self.reserved_concurrency,
+                "use 0 or more (0 throttles every invoke), or None for the global limit",
+            )
+        for layer in self.layers:
+            if not layer.is_dir():
+                raise ConfigurationError(
+                    f"{self.name}: layer", str(layer), "use an existing directory"
+                )
+        for key, value in self.env.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key:
+                raise ConfigurationError(
+                    f"{self.name}: env",
+                    f"{key}={value}",
+                    "use non-empty string keys and string values",
+                )
+
+    @property
+    def arn(self) -> str:
+        return function_arn(self.name)
+
+
+def function_arn(name: str, qualifier: str | None = None) -> str:
+    """The ARN the emulator reports; the account id is the placeholder moto uses too."""
+    base = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
+    return f"{base}:{qualifier}" if qualifier else base
+
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"

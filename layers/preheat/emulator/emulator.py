@@ -1,0 +1,419 @@
+"""The emulator: functions, their pools of environments, the Invoke API server and the reaper."""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import orjson
+
+from preheat import constants as c
+from preheat.emulator.config import FunctionConfig, function_arn
+from preheat.emulator.environment import Environment
+from preheat.emulator.errors import (
+    ApiError,
+    bad_json,
+    invalid_parameter,
+    not_found,
+    throttled,
+    too_large,
+)
+from preheat.emulator.invocation import Invocation
+from preheat.emulator.invoke_api import EVENT_PAYLOAD_LIMIT_BYTES, InvokeServer
+from preheat.emulator.logbuffer import LogSink
+from preheat.emulator.opt import build_opt
+from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
+from preheat.exceptions import ConfigurationError
+
+DEFAULT_MAX_CONCURRENCY = 16
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+# An Event invoke that finds no free concurrency waits this long for some, then is dropped
+# (Lambda keeps retrying for hours; a local run should not).
+EVENT_MAX_WAIT_S = 60.0
+
+OnInvocation = Callable[[InvocationRecord], None]
+
+
+@dataclass
+class InvokeResult:
+    status: int
+    request_id: str
+    body: bytes = b""
+    function_error: bool = False
+    log_tail: bytes | None = None
+    record: InvocationRecord | None = None
+
+    def headers(self) -> dict[str, str]:
+        h = {"x-amzn-RequestId": self.request_id}
+        if self.status == 200:
+            h["Content-Type"] = "application/json"
+            h["X-Amz-Executed-Version"] = "$LATEST"
+        if self.function_error:
+            h["X-Amz-Function-Error"] = "Unhandled"
+        if self.log_tail is not None:
+            h["X-Amz-Log-Result"] = base64.b64encode(self.log_tail).decode("ascii")
+        return h
+
+
+@dataclass
+class _Pool:
+    fn: FunctionConfig
+    opt_dir: Path
+    environments: list[Environment] = field(default_factory=list)
+    idle: list[Environment] = field(default_factory=list)  # most recently used last
+    in_flight: int = 0
+    throttles: int = 0
+
+
+class Emulator:
+    """A local Lambda: `with Emulator([FunctionConfig(...)]) as emu:` then invoke `emu.endpoint_url`.
+
+    Each environment is a fresh `python -m awslambdaric` process polling its own Runtime
+    API port. On exit every process group is killed, every temp dir removed and the
+    server stopped, also when the body raised (KeyboardInterrupt included).
+    """
+
+    def __init__(
+        self,
+        functions: Sequence[FunctionConfig],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        workdir: Path | None = None,
+        on_invocation: OnInvocation | None = None,
+        log_sink: LogSink | None = None,
+        reap_interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        names = [f.name for f in functions]
+        if len(set(names)) != len(names):
+            raise ConfigurationError("functions", names, "give each function a distinct name")
+        if max_concurrency < 1:
+            raise ConfigurationError("max_concurrency", max_concurrency, "use 1 or more")
+        if not 0 <= port <= 65535:
+            raise ConfigurationError("port", port, "use 0 (any free port) to 65535")
+        self.functions = {f.name: f for f in functions}
+        self.host = host
+        self.port = port
+        self.max_concurrency = max_concurrency
+        self._workdir_parent = workdir
+        self._on_invocation = on_invocation
+        self._log_sink = log_sink
+        self._clock = clock
+        idle = min((f.idle_timeout_s for f in functions), default=300.0)
+        self._reap_interval = reap_interval_s or min(max(idle / 4, 0.05), 5.0)
+        self._lock = threading.Lock()
+        self._pools: dict[str, _Pool] = {}
+        self._in_flight = 0
+        self._closing = False
+        self._started = False
+        self._stop = threading.Event()
+        self._helpers: list[threading.Thread] = []
+        self._server: InvokeServer | None = None
+        self.workdir: Path | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            if self._workdir_parent is not None:
+                self._workdir_parent.mkdir(parents=True, exist_ok=True)
+            self.workdir = Path(
+                tempfile.mkdtemp(prefix="preheat-emulator-", dir=self._workdir_parent)
+            )
+            for fn in self.functions.values():
+                opt = build_opt(self.workdir / "functions" / fn.name / "opt", fn.layers)
+                self._pools[fn.name] = _Pool(fn, opt)
+            try:
+                self._server = InvokeServer((self.host, self.port), self)
+            except OSError as exc:
+                raise ConfigurationError(
+                    "port",
+                    self.port,
+                    f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
+                    "pick another port, or 0 for any free one",
+                ) from None
+            self._spawn_helper(self._server.serve_forever, "invoke-api", poll_interval=0.1)
+            self._spawn_helper(self._reap_loop, "reaper")
+            atexit.register(self.close)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started; use it as a context manager")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving, kill every environment's process group, remove every temp dir."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            envs = [e for p in self._pools.values() for e in p.environments]
+        atexit.unregister(self.close)
+        self._stop.set()
+        try:
+            for env in envs:
+                env.kill("shutdown")
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+        finally:
+            for env in envs:
+                env.close("shutdown")
+            for t in list(self._helpers):
+                if t is not threading.current_thread():
+                    t.join(5.0)
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _spawn_helper(
+        self, target: Callable[..., object], name: str, *args: object, **kw: object
+    ) -> None:
+        t = threading.Thread(target=target, args=args, kwargs=kw, name=name, daemon=True)
+        with self._lock:
+            self._helpers = [h for h in self._helpers if h.is_alive()]
+            self._helpers.append(t)
+        t.start()
+
+    # -- invoking ----------------------------------------------------------------------
+
+    def invoke(
+        self,
+        name: str,
+        payload: bytes = b"",
+        *,
+        invocation_type: str = "RequestResponse",
+        log_type: str | None = None,
+        qualifier: str | None = None,
+        client_context: str | None = None,
+    ) -> InvokeResult:
+        """What the Invoke API does for one request; raises ApiError for AWS's error responses."""
+        fn = self.functions.get(name)
+        if fn is None:
+            raise not_found(function_arn(name, qualifier))
+        if invocation_type not in INVOCATION_TYPES:
+            raise invalid_parameter(
+                f"Invalid invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}"
+            )
+        limit = (
+            EVENT_PAYLOAD_LIMIT_BYTES
+            if invocation_type == "Event"
+            else c.LAMBDA_PAYLOAD_LIMIT_BYTES
+        )
+        if len(payload) > limit:
+            raise too_large(limit)
+        if payload.strip():
+            try:
+                orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise bad_json(str(exc)) from None
+        else:
+            payload = b"{}"
+        inv = Invocation(
+            payload=payload,
+            function_arn=function_arn(name, qualifier),
+            invocation_type=invocation_type,
+            client_context=client_context,
+        )
+        if invocation_type == "DryRun":
+            return InvokeResult(204, inv.request_id)
+        if invocation_type == "Event":
+            with self._lock:
+                if self._closing:
+                    raise ApiError(503, "ServiceException", "the emulator is shutting down")
+            self._spawn_helper(self._run_event, f"event-{inv.request_id[:8]}", fn, inv)
+            return InvokeResult(202, inv.request_id)
+        env = self._acquire(fn)
+        try:
+            record, tail = env.invoke(inv)
+        finally:
+            self._release(env)
+        self._notify(record)
+        return InvokeResult(
+            200,
+            inv.request_id,
+            body=inv.body,
+            function_error=inv.function_error,
+            log_tail=tail if (log_type or "").lower() == "tail" else None,
+            record=record,
+        )
+
+    def _run_event(self, fn: FunctionConfig, inv: Invocation) -> None:
+        deadline = time.monotonic() + EVENT_MAX_WAIT_S
+        delay = 0.05
+        while True:
+            try:
+                env = self._acquire(fn)
+                break
+            except ApiError:
+                if self._stop.wait(delay) or time.monotonic() > deadline:
+                    return
+                delay = min(delay * 2, 1.0)
+        try:
+            record, _ = env.invoke(inv)
+        finally:
+            self._release(env)
+        self._notify(record)
+
+    def _notify(self, record: InvocationRecord) -> None:
+        if self._on_invocation is not None:
+            self._on_invocation(record)
+
+    def _acquire(self, fn: FunctionConfig) -> Environment:
+        retired: list[Environment] = []
+        try:
+            with self._lock:
+                if self._closing:
+                    raise ApiError(503, "ServiceException", "the emulator is shutting down")
+                pool = self._pools[fn.name]
+                while pool.idle:
+                    env = pool.idle.pop()
+                    if env.alive:
+                        env.state = "busy"
+                        pool.in_flight += 1
+                        self._in_flight += 1
+                        return env
+                    retired.append(env)
+                reserved = fn.reserved_concurrency
+                limit = self.max_concurrency if reserved is None else reserved
+                if pool.in_flight >= limit or self._in_flight >= self.max_concurrency:
+                    pool.throttles += 1
+                    raise throttled(reserved is not None and pool.in_flight >= reserved)
+                env_id = uuid.uuid4().hex
+                assert self.workdir is not None
+                env = Environment(
+                    fn,
+                    env_id,
+                    self.workdir / "envs" / env_id,
+                    pool.opt_dir,
+                    self.host,
+                    self._log_sink,
+                    self._clock,
+                )
+                pool.environments.append(env)
+                pool.in_flight += 1
+                self._in_flight += 1
+                return env
+        finally:
+            for env in retired:
+                self._retire(env, "crash")
+
+    def _release(self, env: Environment) -> None:
+        with self._lock:
+            pool = self._pools[env.fn.name]
+            pool.in_flight -= 1
+            self._in_flight -= 1
+            keep = env.alive and not self._closing
+            if keep:
+                env.state = "idle"
+                pool.idle.append(env)
+        if not keep:
+            self._retire(env, "crash")
+
+    def _retire(self, env: Environment, reason: str) -> None:
+        env.kill(reason)
+        # Closing waits for the process and the Runtime API server: off the caller's path.
+        self._spawn_helper(env.close, f"retire-{env.env_id[:8]}", reason)
+
+    # -- the reaper and test hooks -----------------------------------------------------
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(self._reap_interval):
+            self.reap_idle()
+
+    def reap_idle(self) -> list[str]:
+        """Shut down environments idle past their function's idle timeout; return their ids."""
+        now = self._clock()
+        with self._lock:
+            victims = [
+                e
+                for p in self._pools.values()
+                for e in p.idle
+                if now - e.last_used >= e.fn.idle_timeout_s or not e.alive
+            ]
+            for e in victims:
+                self._pools[e.fn.name].idle.remove(e)
+        reaped = []
+        for env in victims:
+            if env.alive:
+                reaped.append(env.env_id)
+            self._retire(env, "reaped")
+        return reaped
+
+    def kill_environment(self, env_id: str) -> bool:
+        """Kill one environment's process as a crash would; its next invoke cold-starts."""
+        with self._lock:
+            for pool in self._pools.values():
+                for env in pool.environments:
+                    if env.env_id == env_id and env.end_reason is None:
+                        idle = env in pool.idle
+                        if idle:
+                            pool.idle.remove(env)
+                        break
+                else:
+                    continue
+                break
+            else:
+                return False
+        if idle:
+            self._retire(env, "killed")
+        else:
+            env.kill("killed")
+        return True
+
+    # -- what happened -----------------------------------------------------------------
+
+    def stats(self, name: str) -> FunctionStats:
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                raise ConfigurationError("function", name, f"known: {', '.join(self.functions)}")
+            envs = list(pool.environments)
+            throttles = pool.throttles
+        records = [e.record() for e in envs]
+        invocations = sorted(
+            (i for r in records for i in r.invocations), key=lambda i: i.started_at
+        )
+        return FunctionStats(name, tuple(records), tuple(invocations), throttles)
+
+    def environments(self, name: str | None = None) -> list[EnvironmentRecord]:
+        names = [name] if name else list(self.functions)
+        return [e for n in names for e in self.stats(n).environments]
+
+    def log(self, env_id: str) -> str:
+        """The last 256 KB of one environment's log (runtime output and REPORT lines)."""
+        with self._lock:
+            for pool in self._pools.values():
+                for env in pool.environments:
+                    if env.env_id == env_id:
+                        return env.log.text()
+        raise ConfigurationError("env_id", env_id, "no such environment")

@@ -1,0 +1,292 @@
+"""An execution environment: INIT, one invocation at a time, and the REPORT of each."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from preheat import constants as c
+from preheat.emulator.config import REGION, FunctionConfig
+from preheat.emulator.errors import function_error
+from preheat.emulator.invocation import Invocation
+from preheat.emulator.logbuffer import LogBuffer, LogSink
+from preheat.emulator.records import (
+    EnvironmentRecord,
+    EnvState,
+    InvocationRecord,
+    Outcome,
+    billed_ms,
+)
+from preheat.emulator.sandbox import Sandbox
+
+# Lambda returns the last 4 KB of the invocation's log with LogType=Tail.
+TAIL_BYTES = 4096
+# Passed through from the emulator's own environment, as Lambda passes its role's credentials.
+_PASSTHROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+class Environment:
+    def __init__(
+        self,
+        fn: FunctionConfig,
+        env_id: str,
+        root: Path,
+        opt_dir: Path,
+        host: str,
+        log_sink: LogSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fn = fn
+        self.env_id = env_id
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True)
+        self.opt_dir = opt_dir
+        self.host = host
+        self.log = LogBuffer(env_id, log_sink)
+        self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env_id}"
+        self._clock = clock
+        self.last_used = clock()
+        self.state: EnvState = "initializing"
+        self.sandbox: Sandbox | None = None
+        self.init_duration_ms: float | None = None
+        self.records: list[InvocationRecord] = []
+        self.end_reason: str | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        sb = self.sandbox
+        return self.end_reason is None and (sb is None or not sb.closed)
+
+    def kill(self, reason: str) -> None:
+        with self._lock:
+            if self.end_reason is None:
+                self.end_reason = reason
+            self.state = "dead"
+            sb = self.sandbox
+        if sb is not None:
+            sb.kill()
+
+    def close(self, reason: str = "shutdown") -> None:
+        """Kill the process, stop its Runtime API and remove its temp dir."""
+        self.kill(reason)
+        if self.sandbox is not None:
+            self.sandbox.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def record(self) -> EnvironmentRecord:
+        with self._lock:
+            end = self.end_reason
+            if end is None and self.sandbox is not None and self.sandbox.closed:
+                end = "crash"
+            return EnvironmentRecord(
+                env_id=self.env_id,
+                function=self.fn.name,
+                pid=self.sandbox.pid if self.sandbox else None,
+                state="dead" if end else self.state,
+                init_duration_ms=self.init_duration_ms,
+                invocations=tuple(self.records),
+                end_reason=end,
+                log_stream=self.log_stream,
+            )
+
+    # -- the process's environment ------------------------------------------------------
+
+    def variables(self, runtime_api: str) -> dict[str, str]:
+        fn, opt = self.fn, self.opt_dir
+        py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        host_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env = {
+            "PATH": f"{opt / 'bin'}{os.pathsep}{host_path}",
+            "LD_LIBRARY_PATH": os.pathsep.join(
+                p for p in (str(opt / "lib"), os.environ.get("LD_LIBRARY_PATH", "")) if p
+            ),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONPATH": os.pathsep.join(
+                [
+                    str(fn.code_dir.resolve()),
+                    str(opt / "python/lib" / py / "site-packages"),
+                    str(opt / "python"),
+                ]
+            ),
+            "TMPDIR": str(self.tmp),
+            c.ENV_CACHE_DIR: str(self.tmp / "preheat"),
+            c.ENV_LOCAL_PATHS: str(opt / "preheat" / "models"),
+            ENV_OPT_DIR: str(opt),
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "_HANDLER": fn.handler,
+            "LAMBDA_TASK_ROOT": str(fn.code_dir.resolve()),
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        }
+        for key in _PASSTHROUGH:
+            if key in os.environ:
+                env[key] = os.environ[key]
+        env.update(fn.env)
+        return env
+
+    def _spawn(self) -> Sandbox:
+        sb = Sandbox(self.host, self.log)
+        with self._lock:
+            self.sandbox = sb
+            killed = self.end_reason is not None
+        if not killed:
+            sb.start(
+                [self.fn.python, "-m", "awslambdaric", self.fn.handler],
+                self.variables(sb.address),
+                self.fn.code_dir,
+            )
+        else:
+            sb.kill()
+        return sb
+
+    # -- one invocation ----------------------------------------------------------------
+
+    def invoke(self, inv: Invocation) -> tuple[InvocationRecord, bytes]:
+        """Run `inv` here, first starting the process if cold; return its record and log tail.
+
+        Every wait is bounded: by the INIT limit, then by the function's timeout.
+        """
+        called_at = time.perf_counter()
+        started_wall = time.time()
+        log_from = self.log.end
+        cold = self.sandbox is None
+        init_ms: float | None = None
+        retried_at: float | None = None
+        if cold:
+            self.log.write(b"INIT_START Runtime Version: python:3.11 (preheat emulator)\n")
+            failed, retried_at = self._init(inv)
+            if failed:
+                return self._finish(
+                    inv, cold, None, retried_at or called_at, started_wall, log_from
+                )
+            sb = self._sandbox()
+            if retried_at is None and sb.ready_at is not None:
+                init_ms = (sb.ready_at - sb.started_at) * 1000.0
+                self.init_duration_ms = init_ms
+        sb = self._sandbox()
+        # After an INIT retry the function's timeout runs from the retry's start.
+        t0 = retried_at if retried_at is not None else time.perf_counter()
+        deadline = t0 + self.fn.timeout_s
+        inv.deadline_ms = int((time.time() + deadline - time.perf_counter()) * 1000)
+        self.log.write(f"START RequestId: {inv.request_id} Version: $LATEST\n".encode())
+        sb.dispatch(inv)
+        if not inv.done.wait(max(deadline - time.perf_counter(), 0.0)):
+            self._time_out(inv)
+        return self._finish(inv, cold, init_ms, t0, started_wall, log_from)
+
+    def _sandbox(self) -> Sandbox:
+        assert self.sandbox is not None
+        return self.sandbox
+
+    def _init(self, inv: Invocation) -> tuple[bool, float | None]:
+        """INIT, retried once inside the invoke after a timeout, as Lambda does.
+
+        Returns (failed, start of the retry or None); a failure has finished `inv`.
+        """
+        sb = self._spawn()
+        retried_at: float | None = None
+        result = sb.wait_ready(sb.started_at + self.fn.init_timeout_s)
+        if result == "timeout":
+            elapsed = (time.perf_counter() - sb.started_at) * 1000.0
+            self.log.write(
+                f"INIT_REPORT Init Duration: {elapsed:.2f} ms\tPhase: init\tStatus: timeout\n".encode()
+            )
+            sb.close()
+            # The retry runs under the function's timeout and its time counts in the
+            # invoke's Duration, not as an Init Duration.
+            sb = self._spawn()
+            retried_at = sb.started_at
+            result = sb.wait_ready(retried_at + self.fn.timeout_s)
+            if result == "timeout":
+                self._time_out(inv)
+                return True, retried_at
+        if result == "init_error":
+            sb.drain_log()
+            self.kill("init_error")
+            inv.finish("init_error", sb.init_error or b"{}", sb.init_error_type)
+            return True, retried_at
+        if result == "exited":
+            sb.drain_log()
+            self.kill("crash")
+            status = sb.exit_status or "unknown"
+            inv.finish(
+                "crash",
+                function_error(
+                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
+                ),
+                "Runtime.ExitError",
+            )
+            return True, retried_at
+        return False, retried_at
+
+    def _time_out(self, inv: Invocation) -> None:
+        seconds = self.fn.timeout_s
+        message = f"Task timed out after {seconds:.2f} seconds"
+        if inv.finish(
+            "timeout",
+            function_error("Sandbox.Timedout", message, inv.request_id),
+            "Sandbox.Timedout",
+        ):
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            self.log.write(f"{stamp} {inv.request_id} {message}\n".encode())
+        self.kill("timeout")
+
+    def _finish(
+        self,
+        inv: Invocation,
+        cold: bool,
+        init_ms: float | None,
+        t0: float,
+        started_wall: float,
+        log_from: int,
+    ) -> tuple[InvocationRecord, bytes]:
+        sb = self._sandbox()
+        sb.drain_log()
+        end = inv.finished_at or time.perf_counter()
+        duration = max(end - t0, 0.0) * 1000.0
+        outcome: Outcome = inv.outcome or "crash"
+        if outcome == "crash":
+            self.kill("crash")
+            self.log.write(inv.body + b"\n")
+        rec = InvocationRecord(
+            request_id=inv.request_id,
+            function=self.fn.name,
+            env_id=self.env_id,
+            invocation_type=inv.invocation_type,
+            cold=cold,
+            outcome=outcome,
+            init_duration_ms=init_ms,
+            duration_ms=duration,
+            billed_duration_ms=billed_ms(duration, init_ms),
+            memory_size_mb=self.fn.memory_mb,
+            max_memory_used_mb=sb.peak_rss_mb(),
+            error_type=inv.error_type if outcome != "success" else None,
+            started_at=started_wall,
+        )
+        self.log.write(f"END RequestId: {inv.request_id}\n{rec.report_line()}\n".encode())
+        with self._lock:
+            self.records.append(rec)
+        self.last_used = self._clock()
+        return rec, self.log.since(log_from, TAIL_BYTES)
+
+
+# Where the environment's merged layers are; Lambda's equivalent is simply /opt.
+ENV_OPT_DIR = "PREHEAT_OPT_DIR"

@@ -1,0 +1,68 @@
+"""Lambda's error shapes: Invoke API errors as boto3 parses them, and function errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class ApiError(Exception):
+    """An Invoke API error response (status, x-amzn-ErrorType, JSON body)."""
+
+    def __init__(self, status: int, error_type: str, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> bytes:
+        return orjson.dumps({"Type": "User", "message": self.message, **self.extra})
+
+    def headers(self) -> dict[str, str]:
+        return {"x-amzn-ErrorType": self.error_type, "Content-Type": "application/json"}
+
+
+def not_found(arn: str) -> ApiError:
+    return ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "RequestEntityTooLargeException",
+        f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+    )
+
+
+def throttled(reserved: bool) -> ApiError:
+    reason = (
+        "ReservedFunctionConcurrentInvocationLimitExceeded"
+        if reserved
+        else "ConcurrentInvocationLimitExceeded"
+    )
+    return ApiError(429, "TooManyRequestsException", "Rate Exceeded.", Reason=reason)
+
+
+def bad_json(detail: str) -> ApiError:
+    return ApiError(
+        400,
+        "InvalidRequestContentException",
+        f"Could not parse request body into json: Could not parse payload into json: {detail}",
+    )
+
+
+def invalid_parameter(message: str) -> ApiError:
+    return ApiError(400, "InvalidParameterValueException", message)
+
+
+def unknown_operation() -> ApiError:
+    return ApiError(404, "UnknownOperationException", "Unknown operation")
+
+
+def function_error(error_type: str, message: str, request_id: str | None = None) -> bytes:
+    """The body Lambda returns when the platform, not the handler, failed the invoke."""
+    text = f"RequestId: {request_id} Error: {message}" if request_id else message
+    payload: dict[str, Any] = {"errorType": error_type, "errorMessage": text}
+    return orjson.dumps(payload)

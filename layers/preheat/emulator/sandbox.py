@@ -1,0 +1,234 @@
+"""One runtime process and the Runtime API it polls: what an INIT retry replaces whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from preheat.emulator.errors import function_error
+from preheat.emulator.invocation import Invocation
+from preheat.emulator.logbuffer import LogBuffer, Pipe
+from preheat.emulator.runtime_api import RuntimeServer
+
+InitOutcome = Literal["ready", "init_error", "exited", "timeout"]
+
+# Waits poll at this period too, so that no wait depends on a notification alone.
+_TICK_S = 0.5
+
+
+class Sandbox:
+    def __init__(self, host: str, log: LogBuffer) -> None:
+        self.cond = threading.Condition()
+        self.log = log
+        self.server = RuntimeServer(host, self)
+        self._serve = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"runtime-api-{log.env_id}",
+            daemon=True,
+        )
+        self._serve.start()
+        self.address = f"{host}:{self.server.server_address[1]}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pipe: Pipe | None = None
+        self.started_at = 0.0
+        self.ready_at: float | None = None
+        self.init_error: bytes | None = None
+        self.init_error_type: str | None = None
+        self.exit_status: str | None = None
+        self.closed = False
+        self.pending: Invocation | None = None
+        self.current: Invocation | None = None
+        self._peak_kb = 0
+
+    # -- the process ------------------------------------------------------------------
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+        read_fd, write_fd = os.pipe()
+        self.started_at = time.perf_counter()
+        try:
+            self.proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                # Its own process group, so a kill takes whatever the handler spawned too.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            with self.cond:
+                self.exit_status = f"could not start {argv[0]}: {exc.strerror or exc}"
+                self.closed = True
+                self.cond.notify_all()
+            return
+        os.close(write_fd)
+        self.pipe = self.log.follow(read_fd)
+        threading.Thread(
+            target=self._reap, args=(self.proc,), name=f"wait-{self.log.env_id}", daemon=True
+        ).start()
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        status = f"signal: {_signal_name(-code)}" if code < 0 else f"exit status {code}"
+        with self.cond:
+            self.exit_status = status
+            self.closed = True
+            stranded = [i for i in (self.current, self.pending) if i is not None]
+            self.cond.notify_all()
+        for inv in stranded:
+            inv.finish(
+                "crash",
+                function_error(
+                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
+                ),
+                "Runtime.ExitError",
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def peak_rss_mb(self) -> int:
+        """Peak resident memory (VmHWM) of the runtime process, remembered past its exit."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                with open(f"/proc/{self.proc.pid}/status", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"VmHWM:"):
+                            self._peak_kb = max(self._peak_kb, int(line.split()[1]))
+                            break
+            except (OSError, ValueError):
+                pass
+        return (self._peak_kb + 1023) // 1024
+
+    def kill(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                self.proc.kill()
+
+    def close(self, wait_s: float = 5.0) -> None:
+        """Kill the process group, wait for it and stop the Runtime API server."""
+        self.kill()
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(wait_s)
+        self.server.shutdown()
+        self.server.server_close()
+        if self.pipe is not None:
+            self.pipe.join(1.0)
+
+    def drain_log(self) -> None:
+        if self.pipe is not None:
+            self.pipe.drain()
+
+    # -- what the invoke path waits for ------------------------------------------------
+
+    def wait_ready(self, deadline: float) -> InitOutcome:
+        with self.cond:
+            while True:
+                if self.init_error is not None:
+                    return "init_error"
+                if self.ready_at is not None:
+                    return "ready"
+                if self.closed:
+                    return "exited"
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return "timeout"
+                self.cond.wait(min(left, _TICK_S))
+
+    def dispatch(self, inv: Invocation) -> None:
+        with self.cond:
+            if self.closed:
+                status = self.exit_status or "the environment was shut down"
+                stranded = True
+            else:
+                self.pending = inv
+                self.cond.notify_all()
+                stranded = False
+        if stranded:
+            inv.finish(
+                "crash",
+                function_error(
+                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
+                ),
+                "Runtime.ExitError",
+            )
+
+    # -- the Runtime API side ----------------------------------------------------------
+
+    def next_invocation(self) -> Invocation | None:
+        with self.cond:
+            if self.ready_at is None:
+                self.ready_at = time.perf_counter()
+                self.cond.notify_all()
+            self.current = None
+            while self.pending is None:
+                if self.closed:
+                    return None
+                self.cond.wait(_TICK_S)
+            inv, self.pending = self.pending, None
+            self.current = inv
+            return inv
+
+    def post_response(self, request_id: str, body: bytes) -> bool:
+        inv = self._current(request_id)
+        if inv is None:
+            return False
+        inv.finish("success", body)
+        return True
+
+    def post_error(self, request_id: str, body: bytes, error_type: str | None) -> bool:
+        inv = self._current(request_id)
+        if inv is None:
+            return False
+        inv.finish("error", body or b"{}", error_type or "Unhandled")
+        return True
+
+    def post_oversized(self, request_id: str) -> None:
+        inv = self._current(request_id)
+        if inv is not None:
+            inv.finish(
+                "error",
+                function_error(
+                    "Function.ResponseSizeTooLarge",
+                    "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+                ),
+                "Function.ResponseSizeTooLarge",
+            )
+
+    def post_init_error(self, body: bytes, error_type: str | None) -> None:
+        with self.cond:
+            self.init_error = body or b"{}"
+            self.init_error_type = error_type or "Runtime.Unknown"
+            self.cond.notify_all()
+
+    def _current(self, request_id: str) -> Invocation | None:
+        with self.cond:
+            inv = self.current
+        return inv if inv is not None and inv.request_id == request_id else None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name.removeprefix("SIG").lower().replace("kill", "killed")
+    except ValueError:
+        return str(number)
