@@ -1,0 +1,11 @@
+"""Writes event["text"] to event["path"]: lets a test see that an Event invoke ran."""
+
+import os
+
+
+def handler(event, context):
+    tmp = event["path"] + ".part"
+    with open(tmp, "w") as f:
+        f.write(event["text"])
+    os.replace(tmp, event["path"])
+    return {"written": event["path"]}
