@@ -208,9 +208,7 @@ def test_environment_variables_tmp_and_layers(
     (override / "python" / "shared.txt").write_text("from layer 2")
     (override / "preheat" / "models").mkdir(parents=True)
     (override / "preheat" / "models" / "m.txt").write_text("model")
-    fn = make_function(
-        "env_dump", memory_mb=256, env={"GREETING": "hi"}, layers=(base, override)
-    )
+    fn = make_function("env_dump", memory_mb=256, env={"GREETING": "hi"}, layers=(base, override))
     emu = start_emulator(fn)
     client = lambda_client_for(emu)
     event = {"read": ["python/shared.txt", "python/only1.txt", "preheat/models/m.txt"]}

@@ -10,25 +10,30 @@ import orjson
 class ApiError(Exception):
     """An Invoke API error response (status, x-amzn-ErrorType, JSON body)."""
 
-    def __init__(self, status: int, error_type: str, message: str, **extra: str) -> None:
+    def __init__(
+        self, status: int, error_type: str, message: str, message_key: str = "message", **extra: str
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.message_key = message_key
         self.extra = extra
 
     def body(self) -> bytes:
-        return orjson.dumps({"Type": "User", "message": self.message, **self.extra})
+        return orjson.dumps({"Type": "User", self.message_key: self.message, **self.extra})
 
     def headers(self) -> dict[str, str]:
         return {"x-amzn-ErrorType": self.error_type, "Content-Type": "application/json"}
 
 
 def not_found(arn: str) -> ApiError:
-    return ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+    return ApiError(404, "ResourceNotFoundException", f"Function not found: {arn}", "Message")
 
 
 def too_large(limit: int) -> ApiError:
+    # The code AWS actually sends; botocore's model names it differently, so boto3 raises
+    # a plain ClientError with this code.
     return ApiError(
         413,
         "RequestEntityTooLargeException",

@@ -1,0 +1,268 @@
+"""The emulator's failure paths: INIT errors and timeouts, timeouts, crashes, AWS error shapes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from preheat.emulator import Emulator, FunctionConfig
+
+Start = Callable[..., Emulator]
+Make = Callable[..., FunctionConfig]
+ClientFor = Callable[..., Any]
+
+
+def invoke(client: Any, name: str, event: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    response = client.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode(), **kwargs)
+    body = response["Payload"].read()
+    return response, json.loads(body) if body else None
+
+
+def pid_gone(pid: int, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def aws_error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, Any]]:
+    response: dict[str, Any] = dict(exc.value.response)
+    return (
+        response["ResponseMetadata"]["HTTPStatusCode"],
+        response["Error"]["Code"],
+        response,
+    )
+
+
+def test_init_error_is_unhandled_and_the_next_invoke_cold_starts(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("raise_in_init"))
+    client = lambda_client_for(emu)
+
+    response, error = invoke(client, "raise-in-init", LogType="Tail")
+    invoke(client, "raise-in-init")
+
+    assert response["StatusCode"] == 200 and response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "RuntimeError"
+    assert "model file missing" in error["errorMessage"]
+    assert "REPORT RequestId" in base64.b64decode(response["LogResult"]).decode()
+    stats = emu.stats("raise-in-init")
+    assert len(stats.environments) == 2 and stats.cold_starts == 2
+    assert all(e.end_reason == "init_error" for e in stats.environments)
+    assert all(i.outcome == "init_error" and i.init_duration_ms is None for i in stats.invocations)
+
+
+def test_timeout_kills_the_environment_and_replaces_it(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("sleep", timeout_s=1))
+    client = lambda_client_for(emu)
+
+    response, error = invoke(client, "sleep", {"seconds": 30}, LogType="Tail")
+    _, after = invoke(client, "sleep", {"seconds": 0})
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    assert "Task timed out after 1.00 seconds" in base64.b64decode(response["LogResult"]).decode()
+    assert after == {"slept": 0}
+    stats = emu.stats("sleep")
+    first, second = stats.environments
+    assert first.end_reason == "timeout" and first.pid is not None and pid_gone(first.pid)
+    assert second.state == "idle" and stats.cold_starts == 2
+    assert stats.invocations[0].outcome == "timeout"
+    assert 1000 <= stats.invocations[0].duration_ms < 5000
+
+
+@pytest.mark.parametrize(("how", "status"), [("exit", "exit status 3"), ("kill", "signal: killed")])
+def test_a_crash_mid_invoke_is_an_exit_error_and_the_environment_is_discarded(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, how: str, status: str
+) -> None:
+    emu = start_emulator(make_function("crash"))
+    client = lambda_client_for(emu)
+    _, before = invoke(client, "crash")
+
+    response, error = invoke(client, "crash", {"crash": how})
+    _, after = invoke(client, "crash")
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith(f"Runtime exited with error: {status}")
+    assert after["pid"] != before["pid"]
+    stats = emu.stats("crash")
+    assert [e.end_reason for e in stats.environments] == ["crash", None]
+    assert stats.cold_starts == 2
+
+
+def test_a_killed_idle_environment_is_replaced(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("echo"))
+    client = lambda_client_for(emu)
+    _, before = invoke(client, "echo")
+    env_id = emu.stats("echo").environments[0].env_id
+
+    assert emu.kill_environment(env_id) is True
+    _, after = invoke(client, "echo")
+
+    assert pid_gone(before["pid"])
+    assert after["first"] is True and after["pid"] != before["pid"]
+    assert emu.stats("echo").environments[0].end_reason == "killed"
+    assert emu.kill_environment("no-such-env") is False
+
+
+def test_init_timeout_is_retried_once_inside_the_first_invoke(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    fn = make_function(
+        "slow_init",
+        init_timeout_s=0.5,
+        timeout_s=5,
+        env={"INIT_SLEEP_S": "30", "RETRY_SLEEP_S": "0"},
+    )
+    emu = start_emulator(fn)
+    client = lambda_client_for(emu)
+
+    response, answer = invoke(client, "slow-init", LogType="Tail")
+
+    assert "FunctionError" not in response and answer["retried_init"] is True
+    log = base64.b64decode(response["LogResult"]).decode()
+    assert "Phase: init\tStatus: timeout" in log
+    (rec,) = emu.stats("slow-init").invocations
+    # The retried INIT is part of the invoke's Duration, with no Init Duration of its own.
+    assert rec.cold and rec.init_duration_ms is None and rec.outcome == "success"
+    assert "Init Duration: " not in log.rstrip("\n").splitlines()[-1]
+    (env,) = emu.stats("slow-init").environments
+    assert env.pid == answer["pid"]
+
+
+def test_an_init_that_times_out_twice_fails_the_invoke_with_a_timeout(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    fn = make_function(
+        "slow_init",
+        init_timeout_s=0.3,
+        timeout_s=0.5,
+        env={"INIT_SLEEP_S": "30", "RETRY_SLEEP_S": "30"},
+    )
+    emu = start_emulator(fn)
+    client = lambda_client_for(emu)
+
+    response, error = invoke(client, "slow-init")
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorMessage"].endswith("Task timed out after 0.50 seconds")
+    (env,) = emu.stats("slow-init").environments
+    assert env.end_reason == "timeout" and env.pid is not None and pid_gone(env.pid)
+
+
+def test_the_reserved_concurrency_limit_throttles_with_429(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("sleep", reserved_concurrency=1))
+    client = lambda_client_for(emu)
+
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(invoke, client, "sleep", {"seconds": 1.5})
+        while not emu.stats("sleep").environments:
+            time.sleep(0.01)
+        with pytest.raises(ClientError) as exc:
+            invoke(client, "sleep", {"seconds": 0})
+        assert busy.result()[1] == {"slept": 1.5}
+
+    status, code, response = aws_error(exc)
+    assert (status, code) == (429, "TooManyRequestsException")
+    assert response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert emu.stats("sleep").throttles == 1
+    assert invoke(client, "sleep", {"seconds": 0})[1] == {"slept": 0}
+
+
+def test_the_global_concurrency_limit_throttles_with_429(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("sleep"), make_function("echo"), max_concurrency=1)
+    client = lambda_client_for(emu)
+
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(invoke, client, "sleep", {"seconds": 1.5})
+        while not emu.stats("sleep").environments:
+            time.sleep(0.01)
+        with pytest.raises(ClientError) as exc:
+            invoke(client, "echo")
+        busy.result()
+
+    status, code, response = aws_error(exc)
+    assert (status, code) == (429, "TooManyRequestsException")
+    assert response["Reason"] == "ConcurrentInvocationLimitExceeded"
+
+
+def test_unknown_function_is_404(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("echo"))
+    client = lambda_client_for(emu)
+
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as exc:
+        invoke(client, "nope")
+
+    status, _, response = aws_error(exc)
+    assert status == 404
+    assert "function:nope" in response["Error"]["Message"]
+
+
+def test_a_payload_over_6_mb_is_413(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("echo"))
+    client = lambda_client_for(emu)
+    payload = json.dumps({"blob": "x" * (6 * 1024 * 1024)}).encode()
+
+    with pytest.raises(ClientError) as exc:
+        client.invoke(FunctionName="echo", Payload=payload)
+
+    status, code, response = aws_error(exc)
+    assert (status, code) == (413, "RequestEntityTooLargeException")
+    assert "6291456 bytes" in response["Error"]["Message"]
+    assert emu.stats("echo").environments == ()
+    # The connection stays usable after the refusal.
+    assert invoke(client, "echo")[0]["StatusCode"] == 200
+
+
+def test_a_payload_that_is_not_json_is_400(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("echo"))
+    client = lambda_client_for(emu)
+
+    with pytest.raises(client.exceptions.InvalidRequestContentException) as exc:
+        client.invoke(FunctionName="echo", Payload=b"{not json")
+
+    assert aws_error(exc)[0] == 400
+    assert emu.stats("echo").environments == ()
+
+
+def test_a_missing_python_is_an_exit_error_not_a_hang(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("echo", python="/nonexistent/python3"))
+    client = lambda_client_for(emu)
+
+    response, error = invoke(client, "echo")
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ExitError"
+    assert "could not start /nonexistent/python3" in error["errorMessage"]
