@@ -1,0 +1,128 @@
+"""The local work a deploy needs, each step a function that can be swapped for a test.
+
+Slimming, the runtime layer and the model layer come from their own parts of preheat
+(`preheat.slim`, `preheat.layer`); the code zips of the two functions are built here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from preheat.exceptions import DeployError
+
+# Zip entries get a fixed time and mode so that the same files give the same bytes (and key).
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+Say = Callable[[str], None]
+
+
+def repo_root() -> Path:
+    """The checkout preheat runs from: it holds infra/ and functions/ beside layers/."""
+    return Path(__file__).resolve().parents[3]
+
+
+def template_path() -> Path:
+    return repo_root() / "infra" / "template.yaml"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unzipped_size(path: Path) -> int:
+    with zipfile.ZipFile(path) as zf:
+        return sum(i.file_size for i in zf.infolist())
+
+
+@dataclass(frozen=True)
+class BuiltZip:
+    path: Path
+    sha256: str
+    size: int
+    unzipped: int
+
+
+def describe_zip(path: Path) -> BuiltZip:
+    return BuiltZip(path, sha256_file(path), path.stat().st_size, unzipped_size(path))
+
+
+def code_zip(function: str, out_dir: Path, functions_dir: Path | None = None) -> BuiltZip:
+    """Zip `functions/<function>/` (its Python files) reproducibly; app.handler is the entry."""
+    src = (functions_dir or repo_root() / "functions") / function
+    if not (src / "app.py").is_file():
+        raise DeployError(
+            f"function code {src}/app.py not found: run preheat deploy from a preheat checkout"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{function}.zip"
+    files = sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.is_file())
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, p.read_bytes())
+    return describe_zip(target)
+
+
+def slim_model(
+    src: Path, out: Path, *, runtime: str, precision: str | None, name: str, say: Say
+) -> Path:
+    """A SavedModel slimmed into an artifact for `runtime` (parity checked by the slimmer)."""
+    from preheat.slim import slim
+
+    result = slim(
+        src,
+        out,
+        runtime=runtime,
+        precision=precision,
+        name=name,
+        version="0",
+        force=True,
+        progress=say,
+    )
+    return result.out
+
+
+def runtime_layer(runtime: str, out: Path, *, python: str, arch: str, say: Say) -> BuiltZip:
+    """The runtime layer (preheat and its runtime dependencies) from the layer builder."""
+    try:
+        from preheat import layer
+    except ImportError as exc:  # the layer builder is a separate part of preheat
+        raise DeployError(
+            f"the layer builder is not available ({exc}); pass --runtime-layer ZIP"
+        ) from None
+    say(f"building the {runtime} runtime layer for Python {python} on {arch}")
+    built: Any = layer.build_runtime_layer(runtime, out, python=python, arch=arch)
+    return describe_zip(Path(built.path if hasattr(built, "path") else built.zip))
+
+
+def model_layer(artifact: Path, out: Path, *, say: Say) -> BuiltZip:
+    """The model layer: the artifact where the read-only tier finds it under /opt."""
+    try:
+        from preheat import layer
+    except ImportError as exc:
+        raise DeployError(
+            f"the layer builder is not available ({exc}); pass --no-model-layer"
+        ) from None
+    say("building the model layer")
+    built: Any = layer.build_model_layer(artifact, out)
+    return describe_zip(Path(built.path if hasattr(built, "path") else built.zip))
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The local steps of a deploy; tests pass prebuilt results instead of the slow ones."""
+
+    slim: Callable[..., Path] = slim_model
+    runtime_layer: Callable[..., BuiltZip] = runtime_layer
+    model_layer: Callable[..., BuiltZip] = model_layer
+    code_zip: Callable[..., BuiltZip] = code_zip
