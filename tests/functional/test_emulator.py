@@ -52,7 +52,8 @@ def test_cold_then_warm_invoke_reuses_the_environment(
     first, cold = invoke(client, "echo", {"n": 1})
     second, warm = invoke(client, "echo", {"n": 2})
 
-    assert first["StatusCode"] == 200 and "FunctionError" not in first
+    assert first["StatusCode"] == second["StatusCode"] == 200
+    assert "FunctionError" not in first and "FunctionError" not in second
     assert first["ExecutedVersion"] == "$LATEST"
     assert cold["event"] == {"n": 1} and warm["event"] == {"n": 2}
     assert cold["first"] is True and warm["first"] is False
@@ -84,7 +85,7 @@ def test_concurrent_invokes_each_get_an_environment(
         answers = list(pool.map(lambda _: invoke(client, "sleep", {"seconds": 0.8})[1], range(n)))
     _, after = invoke(client, "sleep", {"seconds": 0})
 
-    assert all(a == {"slept": 0.8} for a in answers)
+    assert all(a == {"slept": 0.8} for a in answers) and after == {"slept": 0}
     stats = emu.stats("sleep")
     assert len(stats.environments) == n
     assert stats.cold_starts == n and stats.warm_invocations == 1
@@ -136,6 +137,7 @@ def test_handler_exception_is_unhandled_and_keeps_the_environment(
     assert error["errorType"] == "ValueError"
     assert error["errorMessage"] == "bad input: 7"
     assert any("crash.py" in line for line in error["stackTrace"])
+    assert set(ok) == {"pid"}
     stats = emu.stats("crash")
     assert stats.cold_starts == 1 and len(stats.environments) == 1
     assert stats.invocations[0].outcome == "error" and stats.invocations[1].outcome == "success"
@@ -263,17 +265,19 @@ def test_close_kills_every_process_and_removes_every_temp_dir(
     make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
 ) -> None:
     pids: list[int] = []
-    with pytest.raises(KeyboardInterrupt):
-        with Emulator([make_function("sleep")], workdir=tmp_path) as emu:
-            client = lambda_client_for(emu)
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(lambda _: invoke(client, "sleep", {"seconds": 0.3}), range(2)))
-            pids = [e.pid for e in emu.stats("sleep").environments if e.pid]
-            workdir = emu.workdir
-            raise KeyboardInterrupt
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Emulator([make_function("sleep")], workdir=tmp_path) as emu,
+    ):
+        client = lambda_client_for(emu)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: invoke(client, "sleep", {"seconds": 0.3}), range(2)))
+        pids = [e.pid for e in emu.stats("sleep").environments if e.pid]
+        workdir = emu.workdir
+        raise KeyboardInterrupt
 
     assert len(pids) == 2
-    assert all(wait_until(lambda p=p: pid_gone(p), 5) for p in pids)
+    assert wait_until(lambda: all(pid_gone(p) for p in pids), 5)
     assert workdir is not None and not workdir.exists()
     assert list(tmp_path.iterdir()) == []
     assert all(e.state == "dead" for e in emu.stats("sleep").environments)

@@ -2,9 +2,10 @@
 
 import os
 import signal
+from typing import Any
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: Any) -> Any:
     how = event.get("crash")
     if how == "exit":
         os._exit(3)

@@ -1,11 +1,12 @@
 """Echoes the event with what the environment looks like from inside."""
 
 import os
+from typing import Any
 
 COLD = True
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: Any) -> Any:
     global COLD
     first, COLD = COLD, False
     return {

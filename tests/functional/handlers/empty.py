@@ -1,5 +1,7 @@
 """Does nothing: the emulator's own INIT and invoke overhead."""
 
+from typing import Any
 
-def handler(event, context):
+
+def handler(event: dict[str, Any], context: Any) -> Any:
     return None

@@ -4,9 +4,10 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: Any) -> Any:
     time.sleep(float(event.get("hold", 0)))
     opt = os.environ.get("PREHEAT_OPT_DIR", "")
     files = {}

@@ -1,7 +1,9 @@
 """Fails at import, during INIT."""
 
+from typing import Any
+
 raise RuntimeError("model file missing: refusing to start")
 
 
-def handler(event, context):  # never reached
+def handler(event: dict[str, Any], context: Any) -> Any:  # never reached
     return None

@@ -3,6 +3,7 @@
 import os
 import tempfile
 import time
+from typing import Any
 
 _marker = os.path.join(tempfile.gettempdir(), "slow-init-started")
 _retry = os.path.exists(_marker)
@@ -10,5 +11,5 @@ open(_marker, "w").close()
 time.sleep(float(os.environ.get("RETRY_SLEEP_S" if _retry else "INIT_SLEEP_S", "0")))
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: Any) -> Any:
     return {"retried_init": _retry, "pid": os.getpid()}
