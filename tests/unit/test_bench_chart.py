@@ -14,10 +14,9 @@ def test_phase_stack_orders_phases_and_adds_the_remainder() -> None:
     assert stack == [("import", 300.0), ("load", 200.0), ("zeta", 50.0), ("other", 450.0)]
 
 
-def test_overlapped_phases_get_no_negative_remainder() -> None:
-    # fetch and import overlap: the phases add up to more than INIT.
-    stack = phase_stack(1000.0, {"fetch": 800.0, "import": 900.0})
-    assert [name for name, _ in stack] == ["fetch", "import"]
+def test_background_fetch_is_not_stacked_and_no_remainder_goes_negative() -> None:
+    stack = phase_stack(1000.0, {"fetch": 800.0, "import": 900.0, "preheat import": 150.0})
+    assert stack == [("preheat import", 150.0), ("import", 900.0)]
 
 
 def test_draw_writes_a_png(tmp_path: Path) -> None:

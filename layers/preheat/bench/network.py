@@ -27,7 +27,7 @@ from preheat.exceptions import PreheatError
 NS_PREFIX = "phb-"
 _NS_RE = re.compile(rf"^{NS_PREFIX}(\d+)(?:-\d+)?$")
 # A private range for the /30s; one is chosen per run and skipped if already in use.
-_POOL = ipaddress.ip_network("10.213.0.0/16")
+_POOL = ipaddress.IPv4Network("10.213.0.0/16")
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -72,12 +72,12 @@ def remove_stale(run: Runner = _run) -> list[str]:
 
 def _used_networks(run: Runner) -> list[ipaddress.IPv4Network]:
     res = run(["ip", "-4", "-o", "addr", "show"])
-    nets = []
+    nets: list[ipaddress.IPv4Network] = []
     for m in re.finditer(r"inet (\d+\.\d+\.\d+\.\d+/\d+)", res.stdout):
-        nets.append(ipaddress.ip_interface(m.group(1)).network)
+        nets.append(ipaddress.IPv4Interface(m.group(1)).network)
     res = run(["ip", "-4", "route", "show"])
     for m in re.finditer(r"^(\d+\.\d+\.\d+\.\d+/\d+)", res.stdout, re.M):
-        nets.append(ipaddress.ip_network(m.group(1), strict=False))
+        nets.append(ipaddress.IPv4Network(m.group(1), strict=False))
     return nets
 
 

@@ -72,7 +72,7 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs]) -> Parit
     """
     from preheat.slim.parity import compare as _compare
 
-    report = _compare([{"serving": r} for r in reference], [{"serving": g} for g in candidate])
+    report = _compare({"serving": list(reference)}, {"serving": list(candidate)})
     return Parity(
         max_abs_error=float(report["max_abs_error"]),
         max_rel_error=float(report["max_rel_error"]),

@@ -170,7 +170,9 @@ class PreheatLiteRT(Strategy):
         self.description = f"preheat slim to LiteRT {precision}, fetched from S3"
 
     def unavailable(self) -> str | None:
-        return _missing("preheat.slim.convert", "preheat slim (LiteRT conversion)")
+        return _missing("preheat.slim.convert", "preheat slim (LiteRT conversion)") or _missing(
+            "ai_edge_litert", "the LiteRT interpreter (pip install 'preheat[litert]')"
+        )
 
     def prepare(self, ctx: Context) -> Deployment:
         artifact, parity = ctx.once(f"slim-{self.precision}", lambda: slim(ctx, self.precision))
@@ -199,7 +201,22 @@ class PreheatLayer(Strategy):
 
 
 def slim(ctx: Context, precision: str) -> tuple[Path, Mapping[str, Any] | None]:
-    raise ConfigurationError("strategy", precision, "not wired to preheat slim yet")
+    """Convert the source to LiteRT with `preheat slim`; return the artifact and its parity."""
+    from preheat.slim import slim as _slim
+
+    out = ctx.workdir / f"litert-{precision}"
+    ctx.progress(f"slimming to LiteRT {precision}")
+    result = _slim(
+        ctx.source,
+        out,
+        runtime="litert",
+        precision=precision,
+        name=f"{ctx.name}-litert-{precision}",
+        version=ctx.version,
+        force=True,
+        progress=ctx.progress,
+    )
+    return result.out, result.manifest.parity
 
 
 # ---------------------------------------------------------------------------- registry
