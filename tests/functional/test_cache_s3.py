@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ def settings_for(tmp_path: Path, **kw: Any) -> Settings:
     return Settings(**{**base, **kw})
 
 
+def bucket_of(uri: str) -> str:
+    return uri.split("/")[2]
+
+
 def versions_on_disk(s: Settings) -> list[str]:
     d = s.cache_dir / "versions"
     return sorted(p.name for p in d.iterdir()) if d.exists() else []
@@ -71,9 +76,11 @@ def own_server(s3_server_factory: Callable[[], S3Server]) -> S3Server:
 @pytest.fixture
 def pushed(own_server: S3Server, artifact: Callable[..., Path]) -> tuple[S3Server, str, Path]:
     client = own_server.client()
-    client.create_bucket(Bucket="models")
+    # moto keeps one state per process, across servers: a bucket of this test's own.
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
     src = artifact(7, SIZES, name="m", version="1")
-    result = push(src, "s3://models/team", name="m", version="1", s3_client=client)
+    result = push(src, f"s3://{bucket}/team", name="m", version="1", s3_client=client)
     return own_server, result.uri, src
 
 
@@ -128,7 +135,7 @@ def test_a_chunk_corrupted_in_s3_fails_naming_the_file_and_leaves_nothing(
     manifest = mf.read(src)
     entry = next(f for f in manifest.files if f.path.startswith("variables/"))
     bad = entry.chunks[2]
-    client.put_object(Bucket="models", Key=blob_key("team", bad.sha256), Body=b"x" * bad.size)
+    client.put_object(Bucket=bucket_of(uri), Key=blob_key("team", bad.sha256), Body=b"x" * bad.size)
     s = settings_for(tmp_path, fetch_retries=2)
     counter = Counter(client)
     with pytest.raises(IntegrityError) as info:
@@ -173,7 +180,7 @@ def test_a_manifest_path_outside_the_artifact_is_refused_before_any_byte_is_writ
     evil["version"] = "evil"
     evil["files"][0]["path"] = "../../escaped"
     client.put_object(
-        Bucket="models", Key="team/models/m/evil/manifest.json", Body=orjson.dumps(evil)
+        Bucket=bucket_of(uri), Key="team/models/m/evil/manifest.json", Body=orjson.dumps(evil)
     )
     s = settings_for(tmp_path)
     with pytest.raises(ManifestError, match="escapes"):
@@ -198,7 +205,7 @@ def test_stale_version_is_served_only_when_allowed(
     server, uri, _ = pushed
     client = server.client()
     v2 = artifact(8, SIZES, name="m", version="2")
-    uri2 = push(v2, "s3://models/team", name="m", version="2", s3_client=client).uri
+    uri2 = push(v2, f"s3://{bucket_of(uri)}/team", name="m", version="2", s3_client=client).uri
     s = settings_for(tmp_path)
     resolve(uri, s, s3_client=client)
     server.stop()
@@ -214,12 +221,13 @@ def test_an_alias_resolves_to_its_version(
 ) -> None:
     server, uri, _ = pushed
     client = server.client()
-    alias_uri = set_alias("s3://models/team", "m", "prod", "1", s3_client=client)
-    assert alias_uri == "s3://models/team/models/m@prod"
+    dest = f"s3://{bucket_of(uri)}/team"
+    alias_uri = set_alias(dest, "m", "prod", "1", s3_client=client)
+    assert alias_uri == f"{dest}/models/m@prod"
     res = resolve(alias_uri, settings_for(tmp_path), s3_client=client)
     assert res.version_uri == uri and res.manifest.version == "1"
     with pytest.raises(ArtifactNotFound):
-        set_alias("s3://models/team", "m", "prod", "9", s3_client=client)
+        set_alias(dest, "m", "prod", "9", s3_client=client)
 
 
 def test_a_read_only_local_copy_is_served_before_disk_and_s3(
