@@ -14,6 +14,9 @@ from preheat.exceptions import ConfigurationError
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 MAX_TIMEOUT_S = 900.0
+# Environments busy at once across all functions; Lambda's account default is far higher,
+# but each local environment is a real process on this machine.
+DEFAULT_MAX_CONCURRENCY = 16
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HANDLER = re.compile(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")
 

@@ -17,7 +17,7 @@ from types import TracebackType
 import orjson
 
 from preheat import constants as c
-from preheat.emulator.config import FunctionConfig, function_arn
+from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY, FunctionConfig, function_arn
 from preheat.emulator.environment import Environment
 from preheat.emulator.errors import (
     ApiError,
@@ -34,7 +34,6 @@ from preheat.emulator.opt import build_opt
 from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
 from preheat.exceptions import ConfigurationError
 
-DEFAULT_MAX_CONCURRENCY = 16
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 # An Event invoke that finds no free concurrency waits this long for some, then is dropped
 # (Lambda keeps retrying for hours; a local run should not).

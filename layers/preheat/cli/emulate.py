@@ -1,0 +1,232 @@
+"""`preheat emulate`: serve a local Lambda (Invoke API + Runtime API) until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from preheat.cli._common import Output
+from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY
+from preheat.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from preheat.emulator import FunctionConfig, InvocationRecord
+
+HELP = "serve a local Lambda on AWS's runtime client until Ctrl-C (like `sam local start-lambda`)"
+
+_EPILOG = """\
+examples:
+  preheat emulate --function infer=functions/inference:app.handler \\
+      --env PREHEAT_MODEL_URI=s3://models/models/resnet/1 --memory 3008 --timeout 60
+  AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:3001 aws lambda invoke --function-name infer out.json
+
+Each execution environment is a fresh `python -m awslambdaric` process with its own temp dir
+(TMPDIR, PREHEAT_CACHE_DIR inside it) and the layers merged under PREHEAT_OPT_DIR."""
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+
+    return parse
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    parser.add_argument(
+        "--function",
+        dest="functions",
+        action="append",
+        required=True,
+        metavar="NAME=DIR:module.handler",
+        help="a function to serve: its name, code directory and handler (repeatable)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=3001,
+        help="Invoke API port; 0 picks a free one (default %(default)s)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for every function (repeatable)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=512,
+        metavar="MB",
+        help="memory size reported, 128-10240 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=30.0,
+        metavar="S",
+        help="function timeout (default %(default)s)",
+    )
+    parser.add_argument(
+        "--init-timeout",
+        type=_positive(float),
+        default=10.0,
+        metavar="S",
+        help="INIT limit before one retry inside the invoke (default %(default)s, as Lambda)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help="most environments busy at once across all functions; more invokes get 429 "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive(float),
+        default=300.0,
+        metavar="S",
+        help="shut an environment down after this long unused (default %(default)s)",
+    )
+    parser.add_argument(
+        "--layer",
+        dest="layers",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="a directory whose content appears under the environment's /opt (repeatable, in order)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="do not echo the functions' own log output"
+    )
+
+
+def parse_function(spec: str, args: argparse.Namespace) -> FunctionConfig:
+    from preheat.emulator import FunctionConfig
+
+    name, sep, rest = spec.partition("=")
+    directory, colon, handler = rest.rpartition(":")
+    if not sep or not colon or not name or not directory:
+        raise ConfigurationError(
+            "--function",
+            spec,
+            "use NAME=DIR:module.handler, e.g. infer=functions/inference:app.handler",
+        )
+    return FunctionConfig(
+        name=name,
+        code_dir=Path(directory),
+        handler=handler,
+        env=dict(args.env),
+        memory_mb=args.memory,
+        timeout_s=args.timeout,
+        init_timeout_s=args.init_timeout,
+        idle_timeout_s=args.idle_timeout,
+        layers=tuple(args.layers),
+    )
+
+
+def describe(rec: InvocationRecord) -> str:
+    kind = "cold" if rec.cold else "warm"
+    init = f" init {rec.init_duration_ms:.1f} ms" if rec.init_duration_ms is not None else ""
+    error = f" {rec.outcome}: {rec.error_type}" if rec.outcome != "success" else ""
+    return (
+        f"{rec.request_id} {rec.function} {kind}{init} duration {rec.duration_ms:.1f} ms "
+        f"billed {rec.billed_duration_ms} ms memory {rec.max_memory_used_mb}/{rec.memory_size_mb} MB"
+        f" env {rec.env_id[:8]}{error}"
+    )
+
+
+class _LineEcho:
+    """Echo environments' output line by line, each prefixed with its environment."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._partial: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, env_id: str, data: bytes) -> None:
+        with self._lock:
+            *lines, rest = (self._partial.pop(env_id, b"") + data).split(b"\n")
+            if rest:
+                self._partial[env_id] = rest[-65536:]
+            for line in lines:
+                text = line.decode("utf-8", "replace").rstrip("\r")
+                print(f"[{env_id[:8]}] {text}", file=self._out.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    import orjson
+
+    from preheat.emulator import Emulator
+
+    functions = [parse_function(spec, args) for spec in args.functions]
+
+    def on_invocation(rec: InvocationRecord) -> None:
+        if out.json_mode:
+            out.stdout.write(orjson.dumps({"invocation": rec}).decode() + "\n")
+            out.stdout.flush()
+        else:
+            out.info(describe(rec))
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    stop = threading.Event()
+    try:
+        with Emulator(
+            functions,
+            host=args.host,
+            port=args.port,
+            max_concurrency=args.concurrency,
+            on_invocation=on_invocation,
+            log_sink=None if args.quiet else _LineEcho(out),
+        ) as emu:
+            url = emu.endpoint_url
+            if out.json_mode:
+                out.stdout.write(
+                    orjson.dumps(
+                        {"endpoint_url": url, "functions": [f.name for f in functions]}
+                    ).decode()
+                    + "\n"
+                )
+                out.stdout.flush()
+            else:
+                out.info(f"Serving the Lambda Invoke API at {url}")
+                out.info(f"  functions: {', '.join(f.name for f in functions)}")
+                out.info(f"  export AWS_ENDPOINT_URL_LAMBDA={url}   (Ctrl-C to stop)")
+            try:
+                while not stop.wait(3600):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not out.json_mode:
+        out.info("stopped: every environment shut down")
+    return 0

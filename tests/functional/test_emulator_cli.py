@@ -1,0 +1,107 @@
+"""`preheat emulate` as a user runs it: serve, invoke through boto3, Ctrl-C, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from tests.fixtures.emulator import lambda_client
+
+
+def read_json_line(stream: IO[str], timeout_s: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if line.strip():
+            parsed: dict[str, Any] = json.loads(line)
+            return parsed
+    raise AssertionError("no JSON line from preheat emulate")
+
+
+def test_emulate_serves_until_interrupted_and_cleans_up(handlers_dir: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "preheat.cli",
+            "emulate",
+            "--json",
+            "--port",
+            "0",
+            "--function",
+            f"echo={handlers_dir}:echo.handler",
+            "--env",
+            "GREETING=hi",
+            "--memory",
+            "256",
+            "--timeout",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        started = read_json_line(proc.stdout)
+        assert started["functions"] == ["echo"]
+        client = lambda_client(started["endpoint_url"])
+        answer = json.loads(
+            client.invoke(FunctionName="echo", Payload=b'{"x": 1}')["Payload"].read()
+        )
+        assert answer["event"] == {"x": 1}
+        report = read_json_line(proc.stdout)["invocation"]
+        assert report["cold"] is True and report["memory_size_mb"] == 256
+        assert report["request_id"] == answer["request_id"]
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with pytest.raises(ProcessLookupError):
+        os.kill(answer["pid"], 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--function", "nonsense"], "use NAME=DIR:module.handler"),
+        (["--function", "f=/no/such/dir:app.handler"], "use an existing directory"),
+        (["--function", "f=.:app.handler", "--memory", "64"], "use 128 to 10240 MB"),
+    ],
+)
+def test_emulate_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "preheat.cli", "emulate", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("preheat emulate: error:")
+    assert message in lines[0]
+
+
+def test_emulate_help_explains_the_function_spec() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "preheat.cli", "emulate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "NAME=DIR:module.handler" in done.stdout and "AWS_ENDPOINT_URL_LAMBDA" in done.stdout
