@@ -1,7 +1,7 @@
 """A local Lambda: the Invoke API and the Runtime API, with awslambdaric in fresh processes."""
 
-from preheat.emulator.config import FunctionConfig
-from preheat.emulator.emulator import DEFAULT_MAX_CONCURRENCY, Emulator, InvokeResult
+from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY, FunctionConfig
+from preheat.emulator.emulator import Emulator, InvokeResult
 from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
 
 __all__ = [
