@@ -111,5 +111,9 @@ class LayerTooLarge(PreheatError):
     """A layer or a set of layers breaks one of Lambda's size limits."""
 
 
+class LayerBuildError(PreheatError):
+    """A layer could not be built, or the built layer failed its own checks (smoke import)."""
+
+
 class DeployError(PreheatError):
     """A deploy step failed; the message names the resource and the reason."""
