@@ -24,7 +24,7 @@ def test_percentile_ignores_nan_and_is_none_when_empty() -> None:
 
 
 def test_percentile_refuses_out_of_range_q() -> None:
-    with pytest.raises(ValueError, match="outside 0..100"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.100"):
         percentile([1.0], 101)
 
 

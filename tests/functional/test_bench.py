@@ -1,0 +1,93 @@
+"""The benchmark end to end on a tiny model: baseline and preheat-tf, one cold start each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from preheat.bench.runner import Options, run
+from tests.fixtures.models import BuiltModel
+
+pytestmark = pytest.mark.slow
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def outcome(dense_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("bench")
+    result = run(
+        Options(
+            model=dense_model.path,
+            strategies="preheat-tf,baseline",
+            cold_starts=1,
+            warm_requests=3,
+            samples=2,
+            out=out,
+        )
+    )
+    doc = orjson.loads(result.json_path.read_bytes())
+    return {"doc": doc, "out": out, "chart": result.chart_path}
+
+
+def test_every_strategy_reports_every_figure(outcome: dict, dense_model: BuiltModel) -> None:  # type: ignore[type-arg]
+    doc = outcome["doc"]
+    assert [s["name"] for s in doc["strategies"]] == ["baseline", "preheat-tf"]
+    model_bytes = sum(p.stat().st_size for p in dense_model.path.rglob("*") if p.is_file())
+    for s in doc["strategies"]:
+        assert s["available"] and len(s["cold_starts"]) == 1
+        cs = s["cold_starts"][0]
+        assert cs["error"] is None
+        assert cs["environment"]
+        assert cs["init_ms"] > 0
+        # What a user waits for includes INIT.
+        assert cs["first_response_ms"] >= cs["init_ms"]
+        assert cs["first_duration_ms"] > 0
+        assert len(cs["warm_ms"]) == 3
+        assert cs["max_memory_mb"] > 0
+        assert cs["bytes_by_tier"] == {"s3": model_bytes}
+        summary = s["summary"]
+        for key in ("init_ms", "first_response_ms", "warm_p50_ms", "warm_p99_ms", "max_memory_mb"):
+            assert summary[key] is not None, key
+        assert set(s["ratios"]) == {"first_response_speedup", "init_ratio"}
+        assert s["ratios"]["first_response_speedup"] > 0
+    phases = {s["name"]: set(s["cold_starts"][0]["phases_ms"]) for s in doc["strategies"]}
+    assert phases["baseline"] == {"download", "import", "load"}
+    assert {"import", "load", "warmup", "fetch"} <= phases["preheat-tf"]
+
+
+def test_parity_is_exact_for_both_on_the_same_inputs(outcome: dict) -> None:  # type: ignore[type-arg]
+    for s in outcome["doc"]["strategies"]:
+        p = s["cold_starts"][0]["parity"]
+        # The first request and three warm ones, cycling through two distinct inputs.
+        assert p["samples"] == 4
+        assert p["max_abs_error"] == 0.0 and p["bit_identical"], s["name"]
+
+
+def test_results_are_written_and_nothing_is_left_running(outcome: dict) -> None:  # type: ignore[type-arg]
+    doc = outcome["doc"]
+    assert doc["network"] == {
+        "profile": "loopback",
+        "shaped": False,
+        "rate_mbit": None,
+        "measured_mbit": None,
+        "note": None,
+    }
+    assert outcome["chart"].read_bytes()[:4] == b"\x89PNG"
+    assert not (outcome["out"] / "work").exists()
+    assert _children(os.getpid()) == []
