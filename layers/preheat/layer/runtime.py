@@ -243,6 +243,19 @@ def _compile(interpreter: str, python_dir: Path) -> None:
         )
 
 
+def preheat_modules(python_dir: Path) -> tuple[str, ...]:
+    """Every module of preheat's runtime part in the layer: each must import there."""
+    root = python_dir / "preheat"
+    return tuple(
+        sorted(
+            "preheat."
+            + ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+            for p in root.rglob("*.py")
+            if p.name != "__main__.py" and p != root / "__init__.py"
+        )
+    )
+
+
 def top_level_modules(python_dir: Path) -> list[str]:
     """Every importable top-level name in the layer (namespace packages by their children)."""
     names: set[str] = set()
@@ -391,7 +404,7 @@ def build_runtime_layer(
                 p.interpreter,
                 python_dir,
                 provided_dir(staging / "lambda-provided"),
-                DEEP_IMPORTS.get(p.runtime, ()),
+                (*DEEP_IMPORTS.get(p.runtime, ()), *preheat_modules(python_dir)),
             )
             if bad:
                 name, why = sorted(bad.items())[0]

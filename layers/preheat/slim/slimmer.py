@@ -299,7 +299,6 @@ def slim(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    say(f"wrote {out.name}: {chosen} {precision}")
     return SlimResult(manifest=manifest, report=report, out=out)
 
 
