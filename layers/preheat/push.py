@@ -129,8 +129,10 @@ def _client(concurrency: int) -> S3Client:
     return boto3.session.Session().client("s3", config=config)
 
 
-def _s3_call(what: str, fn: Callable[[], Any], retries: int = 3) -> Any:
-    from botocore.exceptions import BotoCoreError, ClientError
+def _s3_call(
+    what: str, fn: Callable[[], Any], retries: int = 3, *, missing_bucket: bool = False
+) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     def attempt() -> Any:
         try:
@@ -138,13 +140,18 @@ def _s3_call(what: str, fn: Callable[[], Any], retries: int = 3) -> Any:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code == "NoSuchBucket":
+            if code == "NoSuchBucket" or (missing_bucket and str(status) == "404"):
                 raise PushError(f"{what}: the bucket does not exist; create it first") from None
             if status in (404,) or code in ("NoSuchKey", "404", "NotFound"):
                 raise
             if status and int(status) >= 500:
                 raise Retryable(f"S3 answered {status} {code}") from exc
             raise PushError(f"{what}: S3 refused: {code or status} ({exc})") from None
+        except NoCredentialsError:
+            raise PushError(
+                f"{what}: no AWS credentials found; configure them (aws configure, "
+                "AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+            ) from None
         except BotoCoreError as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -164,7 +171,7 @@ def _is_missing(exc: Exception) -> bool:
 
 
 def _existing_blobs(client: S3Client, bucket: str, prefix: str) -> set[tuple[str, int]]:
-    base = blob_key(prefix, "")
+    base = blob_key(prefix, "") + "/"
     found: set[tuple[str, int]] = set()
     token: str | None = None
     while True:
@@ -211,14 +218,24 @@ def push(
     s3_client: S3Client | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> PushResult:
-    """Upload `src` (an artifact or a SavedModel directory) as NAME/VERSION under `dest`."""
+    """Upload `src` (an artifact or a SavedModel directory) as NAME/VERSION under `dest`.
+
+    `progress(done, total)` follows the upload in bytes; `on_stage(text)` names each step.
+    Everything that can be checked cheaply (names, destination, bucket) is checked first.
+    """
+    stage = on_stage or (lambda _: None)
     if not 1 <= concurrency <= 256:
         raise ConfigurationError("concurrency", concurrency, "use 1 to 256")
     bucket, prefix = parse_dest(dest)
+    check_name("model name", name)
+    check_name("model version", version)
+    client = s3_client or _client(concurrency)
+    _s3_call(f"s3://{bucket}", lambda: client.head_bucket(Bucket=bucket), missing_bucket=True)
+    stage(f"hashing {src}")
     manifest = prepare(src, name=name, version=version)
     uri = model_uri(bucket, prefix, name, version)
-    client = s3_client or _client(concurrency)
     manifest_key = ModelURI(uri, bucket, prefix, name, version).manifest_key
     _check_version_free(client, bucket, manifest_key, manifest, uri)
 
@@ -235,6 +252,7 @@ def push(
     total = sum(loc[2] for loc in todo.values())
     done = 0
     lock = threading.Lock()
+    stage(f"uploading {len(todo)} of {len(wanted)} chunks")
     if progress is not None:
         progress(0, total)
 

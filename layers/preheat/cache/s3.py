@@ -49,8 +49,10 @@ class _Missing(Exception):
 
 def _classify(exc: Exception) -> Exception:
     """Map a botocore failure to _Missing, Retryable or a FetchError-worthy cause."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+    if isinstance(exc, NoCredentialsError):
+        return exc  # retrying cannot conjure credentials
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code", ""))

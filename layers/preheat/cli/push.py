@@ -34,15 +34,19 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     from preheat import push as p
+    from preheat.exceptions import ConfigurationError
+    from preheat.uri import check_name
 
     src = Path(args.src)
-    kwargs = {} if args.concurrency is None else {"concurrency": args.concurrency}
-    # Validate everything cheap before reading the model or touching S3.
+    # Everything cheap is checked before reading the model or touching S3.
     p.parse_dest(args.dest)
-    if not src.exists():
-        from preheat.exceptions import ConfigurationError
-
+    check_name("model name", args.name)
+    check_name("model version", args.version)
+    if args.alias:
+        check_name("model alias", args.alias)
+    if not src.is_dir():
         raise ConfigurationError("SRC", args.src, "no such directory")
+    kwargs = {} if args.concurrency is None else {"concurrency": args.concurrency}
 
     def progress(done: int, total: int) -> None:
         if total:
@@ -50,9 +54,14 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 f"uploading {human_bytes(done)} / {human_bytes(total)}", force=done == total
             )
 
-    out.progress(f"preparing {src} …", force=True)
     result = p.push(
-        src, args.dest, name=args.name, version=args.version, progress=progress, **kwargs
+        src,
+        args.dest,
+        name=args.name,
+        version=args.version,
+        progress=progress,
+        on_stage=lambda text: out.progress(f"{text} …", force=True),
+        **kwargs,
     )
     out.done_progress()
     alias_uri = None
