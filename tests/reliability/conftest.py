@@ -15,7 +15,7 @@ from preheat import constants as c
 from preheat.artifact import manifest as mf
 from preheat.artifact.manifest import Manifest, Signature, TensorSpec
 from preheat.local.s3 import S3Server
-from preheat.uri import model_uri
+from preheat.push import push
 from tests.reliability.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -46,20 +46,12 @@ class Pushed:
         ]
 
 
-def upload(client: S3Client, directory: Path, manifest: Manifest, bucket: str = BUCKET) -> str:
-    """Store an artifact as the format says: a blob per chunk, then the version's manifest."""
-    for entry in manifest.files:
-        with (directory / entry.path).open("rb") as fh:
-            for ch in entry.chunks:
-                client.put_object(
-                    Bucket=bucket, Key=f"{PREFIX}/blobs/sha256/{ch.sha256}", Body=fh.read(ch.size)
-                )
-    client.put_object(
-        Bucket=bucket,
-        Key=f"{PREFIX}/models/{manifest.name}/{manifest.version}/{c.MANIFEST_NAME}",
-        Body=manifest.to_json(),
+def upload(client: S3Client, directory: Path, name: str, version: str) -> Pushed:
+    """Push an artifact directory with preheat's own push; chunks already there are skipped."""
+    result = push(
+        directory, f"s3://{BUCKET}/{PREFIX}", name=name, version=version, s3_client=client
     )
-    return model_uri(bucket, PREFIX, manifest.name, manifest.version)
+    return Pushed(result.uri, result.manifest, directory)
 
 
 SIGNATURE = Signature(
@@ -80,7 +72,8 @@ def make_blob_artifact(directory: Path, seed: int, sizes: dict[str, int]) -> Pat
 
 
 def build_manifest(directory: Path, name: str, version: str) -> Manifest:
-    return mf.build(
+    """Write the artifact's manifest.json (small chunks) and return it."""
+    manifest = mf.build(
         directory,
         name=name,
         version=version,
@@ -89,6 +82,8 @@ def build_manifest(directory: Path, name: str, version: str) -> Manifest:
         signature=SIGNATURE,
         chunk_size=CHUNK,
     )
+    manifest.write(directory)
+    return manifest
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +119,8 @@ def blob_v1(tmp_path_factory: pytest.TempPathFactory, direct: S3Client) -> Pushe
         1,
         {"variables/data": 3 * CHUNK + CHUNK // 2, "saved_model.pb": 5000, "assets/vocab": 300},
     )
-    m = build_manifest(d, "blobs", "1")
-    return Pushed(upload(direct, d, m), m, d)
+    build_manifest(d, "blobs", "1")
+    return upload(direct, d, "blobs", "1")
 
 
 @pytest.fixture(scope="session")
@@ -135,8 +130,8 @@ def blob_v2(tmp_path_factory: pytest.TempPathFactory, direct: S3Client) -> Pushe
         2,
         {"variables/data": 2 * CHUNK + 100, "saved_model.pb": 6000},
     )
-    m = build_manifest(d, "blobs", "2")
-    return Pushed(upload(direct, d, m), m, d)
+    build_manifest(d, "blobs", "2")
+    return upload(direct, d, "blobs", "2")
 
 
 def cache_files(root: Path) -> list[str]:

@@ -139,11 +139,6 @@ def test_stale_refused_unless_allowed(
         resolve(blob_v2.uri, settings, s3_client=make_client(settings))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resolve serves a stale version only when the manifest read fails; "
-    "when the manifest answers but every chunk fails, INIT fails despite allow_stale",
-)
 def test_stale_version_served_when_only_chunks_fail(
     proxy: FaultProxy, blob_v1: Pushed, blob_v2: Pushed, tmp_path: Path
 ) -> None:

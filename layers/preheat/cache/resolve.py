@@ -145,6 +145,13 @@ def resolve(
                 retries=settings.fetch_retries,
             )
             directory = cache.commit(tmp, key, manifest, source_of(parsed))
+        except FetchError as exc:
+            # S3 may answer the manifest and still fail every chunk: stale applies here too.
+            cache.discard_tmp(tmp)
+            stale = _stale(parsed, settings, exc, exclude=key)
+            if stale is None:
+                raise
+            return done(*stale, stale=True)
         except BaseException:
             cache.discard_tmp(tmp)
             raise
