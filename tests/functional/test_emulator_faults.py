@@ -59,7 +59,9 @@ def test_init_error_is_unhandled_and_the_next_invoke_cold_starts(
     assert response["StatusCode"] == 200 and response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "RuntimeError"
     assert "model file missing" in error["errorMessage"]
-    assert "REPORT RequestId" in base64.b64decode(response["LogResult"]).decode()
+    log = base64.b64decode(response["LogResult"]).decode()
+    assert "Phase: init\tStatus: error\tError Type: RuntimeError" in log
+    assert "model file missing" in log and "REPORT RequestId" in log
     stats = emu.stats("raise-in-init")
     assert len(stats.environments) == 2 and stats.cold_starts == 2
     assert all(e.end_reason == "init_error" for e in stats.environments)

@@ -187,6 +187,7 @@ class Environment:
         deadline = t0 + self.fn.timeout_s
         inv.deadline_ms = int((time.time() + deadline - time.perf_counter()) * 1000)
         self.log.write(f"START RequestId: {inv.request_id} Version: $LATEST\n".encode())
+        sb.peak_rss_mb()  # a reading before the handler runs, in case it never returns
         sb.dispatch(inv)
         if not inv.done.wait(max(deadline - time.perf_counter(), 0.0)):
             self._time_out(inv)
@@ -220,6 +221,11 @@ class Environment:
                 return True, retried_at
         if result == "init_error":
             sb.drain_log()
+            elapsed = (time.perf_counter() - sb.started_at) * 1000.0
+            self.log.write(
+                f"INIT_REPORT Init Duration: {elapsed:.2f} ms\tPhase: init\tStatus: error"
+                f"\tError Type: {sb.init_error_type}\n".encode()
+            )
             self.kill("init_error")
             inv.finish("init_error", sb.init_error or b"{}", sb.init_error_type)
             return True, retried_at
