@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -110,13 +111,14 @@ def warm_overhead(emu: Emulator, n: int, progress: Callable[[str], None]) -> dic
         timed(stub_call, 20)
         emu_ms: list[float] = []
         stub_ms: list[float] = []
-        # Interleaved batches, so drift on a shared machine hits both sides alike.
-        batch = 50
-        for done in range(0, n, batch):
-            k = min(batch, n - done)
-            emu_ms += timed(emu_call, k)
-            stub_ms += timed(stub_call, k)
-            progress(f"warm invokes {done + k}/{n}")
+        # Alternate single calls and pair them: each pair shares the machine's load at
+        # that moment, so the paired difference is the emulator's own part.
+        for i in range(n):
+            emu_ms += timed(emu_call, 1)
+            stub_ms += timed(stub_call, 1)
+            if (i + 1) % 50 == 0:
+                progress(f"warm invokes {i + 1}/{n}")
+        added = [e - s for e, s in zip(emu_ms, stub_ms, strict=True)]
         direct_ms = timed(lambda: json.loads(PAYLOAD), n)
     finally:
         stub.shutdown()
@@ -129,10 +131,7 @@ def warm_overhead(emu: Emulator, n: int, progress: Callable[[str], None]) -> dic
             "p50": percentile(stub_ms, 50),
             "p99": percentile(stub_ms, 99),
         },
-        "added_ms": {
-            "p50": percentile(emu_ms, 50) - percentile(stub_ms, 50),
-            "p99": percentile(emu_ms, 99) - percentile(stub_ms, 99),
-        },
+        "added_ms": {"p50": percentile(added, 50), "p99": percentile(added, 99)},
         "reported_duration_ms_p50": percentile([r.duration_ms for r in warm], 50),
         "direct_call_ms_p50": percentile(direct_ms, 50),
     }
@@ -150,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"\r{message}   ", end="", file=sys.stderr, flush=True)
 
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="preheat-bench-emulator-") as tmp:
         code = Path(tmp)
         (code / "empty.py").write_text(EMPTY)
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             result = {
                 "init": cold_starts(emu, args.cold_starts, progress),
                 "warm": warm_overhead(emu, args.invokes, progress),
+                "machine": {"cpus": os.cpu_count(), "load_average_1m": round(load, 2)},
             }
     print(file=sys.stderr)
     init, warm = result["init"], result["warm"]
@@ -173,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {warm['emulator_round_trip_ms']['p99']:.2f} ms\n"
         f"  plain HTTP echo       p50 {warm['plain_http_round_trip_ms']['p50']:.2f} ms  "
         f"p99 {warm['plain_http_round_trip_ms']['p99']:.2f} ms\n"
-        f"  added by the emulator p50 {warm['added_ms']['p50']:.2f} ms  "
+        f"  added by the emulator (paired differences) p50 {warm['added_ms']['p50']:.2f} ms  "
         f"p99 {warm['added_ms']['p99']:.2f} ms "
-        f"(REPORT Duration p50 {warm['reported_duration_ms_p50']:.2f} ms)"
+        f"(REPORT Duration p50 {warm['reported_duration_ms_p50']:.2f} ms)\n"
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} when the run started"
     )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
