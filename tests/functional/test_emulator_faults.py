@@ -268,3 +268,39 @@ def test_a_missing_python_is_an_exit_error_not_a_hang(
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Runtime.ExitError"
     assert "could not start /nonexistent/python3" in error["errorMessage"]
+
+
+def test_a_response_over_6_mb_is_a_function_error(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("big_response"))
+    client = lambda_client_for(emu)
+
+    response, error = invoke(client, "big-response")
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert emu.stats("big-response").invocations[0].outcome == "error"
+
+
+def test_an_event_invoke_waits_for_free_concurrency_instead_of_failing(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Any
+) -> None:
+    emu = start_emulator(make_function("sleep"), make_function("write_file"), max_concurrency=1)
+    client = lambda_client_for(emu)
+    target = tmp_path / "later.txt"
+
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(invoke, client, "sleep", {"seconds": 1})
+        while not emu.stats("sleep").environments:
+            time.sleep(0.01)
+        queued, _ = invoke(
+            client, "write-file", {"path": str(target), "text": "late"}, InvocationType="Event"
+        )
+        assert queued["StatusCode"] == 202 and not target.exists()
+        busy.result()
+
+    deadline = time.monotonic() + 10
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert target.read_text() == "late"

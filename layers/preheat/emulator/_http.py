@@ -23,9 +23,10 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
+        # Set before binding: a failed bind calls server_close() from inside __init__.
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:

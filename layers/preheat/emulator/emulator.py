@@ -365,7 +365,9 @@ class Emulator:
         for env in victims:
             if env.alive:
                 reaped.append(env.env_id)
-            self._retire(env, "reaped")
+                self._retire(env, "reaped")
+            else:
+                self._retire(env, "crash")
         return reaped
 
     def kill_environment(self, env_id: str) -> bool:
