@@ -6,19 +6,22 @@ S3 (which fills the disk tier). A version found complete on disk costs no S3 cal
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from preheat import constants as c
 from preheat.artifact.manifest import Manifest
 from preheat.cache import local
 from preheat.cache import s3 as s3tier
 from preheat.cache.client import default_client
 from preheat.cache.disk import DiskCache, Hit, source_of, version_key
-from preheat.exceptions import FetchError
+from preheat.exceptions import CacheFullError, FetchError
 from preheat.settings import Settings
 from preheat.uri import ModelURI, model_uri, parse
 
@@ -123,40 +126,56 @@ def resolve(
             )
         try:
             manifest = s3tier.read_manifest(client, parsed, settings.fetch_retries)
+            directory = _fetch_version(cache, key, manifest, parsed, settings, client)
         except FetchError as exc:
             stale = _stale(parsed, settings, exc, exclude=key)
             if stale is None:
                 raise
             return done(*stale, stale=True)
-        tmp = cache.reserve(
-            key,
-            manifest.total_bytes,
-            settings.cache_max_bytes,
-            settings.cache_budget() if settings.cache_max_bytes is None else 0,
-        )
-        try:
-            fetched = s3tier.fetch_files(
-                client,
-                bucket=bucket,
-                prefix=parsed.prefix,
-                files=manifest.files,
-                dest=tmp,
-                concurrency=settings.fetch_concurrency,
-                retries=settings.fetch_retries,
-            )
-            directory = cache.commit(tmp, key, manifest, source_of(parsed))
-        except FetchError as exc:
-            # S3 may answer the manifest and still fail every chunk: stale applies here too.
-            cache.discard_tmp(tmp)
-            stale = _stale(parsed, settings, exc, exclude=key)
-            if stale is None:
-                raise
-            return done(*stale, stale=True)
-        except BaseException:
-            cache.discard_tmp(tmp)
-            raise
         cache.touch(key)
-        return done(directory, manifest, "s3", version_uri, {"s3": fetched})
+        return done(directory, manifest, "s3", version_uri, {"s3": manifest.total_bytes})
+
+
+def _fetch_version(
+    cache: DiskCache,
+    key: str,
+    manifest: Manifest,
+    uri: ModelURI,
+    settings: Settings,
+    client: S3Client,
+) -> Path:
+    """Fetch a whole version into a reserved temp dir, then make it visible in one rename."""
+    assert uri.bucket is not None
+    tmp = cache.reserve(
+        key,
+        manifest.total_bytes,
+        settings.cache_max_bytes,
+        settings.cache_budget() if settings.cache_max_bytes is None else 0,
+    )
+    try:
+        s3tier.fetch_files(
+            client,
+            bucket=uri.bucket,
+            prefix=uri.prefix,
+            files=manifest.files,
+            dest=tmp,
+            concurrency=settings.fetch_concurrency,
+            retries=settings.fetch_retries,
+        )
+        return cache.commit(tmp, key, manifest, source_of(uri))
+    except OSError as exc:
+        cache.discard_tmp(tmp)
+        if exc.errno != errno.ENOSPC:
+            raise
+        # The budget said yes but the file system is fuller than it (another writer, or a
+        # budget set above the real ephemeral storage).
+        free = shutil.disk_usage(cache.root).free
+        raise CacheFullError(
+            str(cache.root), manifest.total_bytes, free, f"{c.ENV_CACHE_MAX_BYTES} (lower it)"
+        ) from None
+    except BaseException:
+        cache.discard_tmp(tmp)
+        raise
 
 
 def _disk_only(hit: Hit) -> dict[str, int]:

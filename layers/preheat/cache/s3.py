@@ -7,7 +7,6 @@ to its name only when its whole SHA-256 matches the manifest.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -22,7 +21,6 @@ from preheat.artifact import manifest as mf
 from preheat.cache.retry import GaveUp, Retryable, with_retries
 from preheat.exceptions import (
     ArtifactNotFound,
-    CacheFullError,
     FetchError,
     IntegrityError,
     ManifestError,
@@ -185,10 +183,6 @@ def _finish(job: _FileJob) -> None:
     os.replace(job.part, job.target)
 
 
-def _full(directory: Path) -> CacheFullError:
-    return CacheFullError(str(directory), 0, 0, "the function's ephemeral storage")
-
-
 def fetch_files(
     client: S3Client,
     *,
@@ -239,12 +233,8 @@ def fetch_files(
             raise FetchError(what, exc.cause, exc.attempts) from None
         except Exception as exc:
             raise FetchError(what, f"{type(exc).__name__}: {exc}", 1) from exc
-        try:
-            os.pwrite(job.fd, data, job.offsets[index])
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise _full(dest) from exc
-            raise
+        # ENOSPC propagates as OSError; the caller knows the budget and says so.
+        os.pwrite(job.fd, data, job.offsets[index])
         with count_lock:
             counted += len(data)
         if on_bytes is not None:
