@@ -25,6 +25,8 @@ from preheat.emulator.records import (
 )
 from preheat.emulator.sandbox import Sandbox
 
+# Where the environment's merged layers are; on Lambda that is simply /opt.
+ENV_OPT_DIR = "PREHEAT_OPT_DIR"
 # Lambda returns the last 4 KB of the invocation's log with LogType=Tail.
 TAIL_BYTES = 4096
 # Passed through from the emulator's own environment, as Lambda passes its role's credentials.
@@ -177,6 +179,7 @@ class Environment:
                 return self._finish(
                     inv, cold, None, retried_at or called_at, started_wall, log_from
                 )
+            self.state = "busy"
             sb = self._sandbox()
             if retried_at is None and sb.ready_at is not None:
                 init_ms = (sb.ready_at - sb.started_at) * 1000.0
@@ -292,7 +295,3 @@ class Environment:
             self.records.append(rec)
         self.last_used = self._clock()
         return rec, self.log.since(log_from, TAIL_BYTES)
-
-
-# Where the environment's merged layers are; Lambda's equivalent is simply /opt.
-ENV_OPT_DIR = "PREHEAT_OPT_DIR"
