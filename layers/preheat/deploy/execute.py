@@ -81,7 +81,7 @@ def execute(
         apply(
             cf,
             req.stack,
-            desired.template_body,
+            desired.bucket_template_body,
             desired.bucket_parameters(),
             create=True,
             change_set_name=_change_set_name(plan, "bucket"),

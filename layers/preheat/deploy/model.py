@@ -18,7 +18,7 @@ import orjson
 from preheat import constants as c
 from preheat.artifact import manifest as mf
 from preheat.deploy.request import DeployRequest
-from preheat.deploy.stages import BuiltZip, Stages, template_path
+from preheat.deploy.stages import BuiltZip, Stages, bucket_template_path, template_path
 from preheat.exceptions import ConfigurationError, LayerTooLarge
 from preheat.uri import model_uri
 
@@ -69,6 +69,7 @@ class Desired:
     inference_code: Blob
     warmer_code: Blob
     template_body: str
+    bucket_template_body: str
     ephemeral_mb: int
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -108,18 +109,8 @@ class Desired:
         }
 
     def bucket_parameters(self) -> dict[str, str]:
-        """The bucket stage: only the model bucket, so uploads can precede the functions."""
-        return {
-            "DeployStage": "bucket",
-            "BucketName": self.request.bucket,
-            "CreateBucket": "true",
-            "ModelPrefix": self.request.prefix,
-            "ModelUri": "",
-            "RuntimeLayerArn": "",
-            "InferenceCodeS3Key": "",
-            "WarmerCodeS3Key": "",
-            "DeployFingerprint": "",
-        }
+        """The first step of a new stack: the bucket alone, so uploads can precede functions."""
+        return {"BucketName": self.request.bucket}
 
 
 def ephemeral_mb(model_bytes: int, model_in_layer: bool) -> int:
@@ -222,7 +213,6 @@ def build(
     warmer = blob("code", "warmer code", stages.code_zip("warmer", work / "code", functions_dir))
 
     parameters = {
-        "DeployStage": "full",
         "BucketName": request.bucket,
         "ModelPrefix": prefix,
         "ModelUri": uri,
@@ -256,6 +246,7 @@ def build(
         inference_code=inference,
         warmer_code=warmer,
         template_body=template_path().read_text(),
+        bucket_template_body=bucket_template_path().read_text(),
         ephemeral_mb=ephemeral,
         parameters=parameters,
     )

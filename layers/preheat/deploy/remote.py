@@ -188,7 +188,7 @@ def observe(desired: Desired, clients: Clients) -> Observed:
     if bucket_exists:
         for folder in ("layers", "code"):
             keys |= {o["Key"] for o in _list_keys(s3, req.bucket, f"{req.prefix}/{folder}/")}
-        base = blob_key(req.prefix, "")
+        base = blob_key(req.prefix, "") + "/"
         chunks = {(o["Key"][len(base) :], int(o["Size"])) for o in _list_keys(s3, req.bucket, base)}
         manifest_key = desired.model_uri.split(f"s3://{req.bucket}/", 1)[1] + "/manifest.json"
         try:

@@ -11,7 +11,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from preheat.exceptions import DeployError
 
@@ -27,6 +26,11 @@ def repo_root() -> Path:
 
 def template_path() -> Path:
     return repo_root() / "infra" / "template.yaml"
+
+
+def bucket_template_path() -> Path:
+    """The first step of a new stack: the same bucket resources, nothing else."""
+    return repo_root() / "infra" / "bucket.yaml"
 
 
 def sha256_file(path: Path) -> str:
@@ -101,8 +105,8 @@ def runtime_layer(runtime: str, out: Path, *, python: str, arch: str, say: Say) 
             f"the layer builder is not available ({exc}); pass --runtime-layer ZIP"
         ) from None
     say(f"building the {runtime} runtime layer for Python {python} on {arch}")
-    built: Any = layer.build_runtime_layer(runtime, out, python=python, arch=arch)
-    return describe_zip(Path(built.path if hasattr(built, "path") else built.zip))
+    built = layer.build_runtime_layer(runtime, out, python=python, arch=arch, progress=say)
+    return describe_zip(built.zip_path)
 
 
 def model_layer(artifact: Path, out: Path, *, say: Say) -> BuiltZip:
@@ -114,8 +118,7 @@ def model_layer(artifact: Path, out: Path, *, say: Say) -> BuiltZip:
             f"the layer builder is not available ({exc}); pass --no-model-layer"
         ) from None
     say("building the model layer")
-    built: Any = layer.build_model_layer(artifact, out)
-    return describe_zip(Path(built.path if hasattr(built, "path") else built.zip))
+    return describe_zip(layer.build_model_layer(artifact, out).zip_path)
 
 
 @dataclass(frozen=True)
