@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,64 +20,13 @@ import pytest
 
 from preheat.artifact.manifest import Manifest
 from preheat.cache.s3 import blob_key
+from preheat.handler import coldstart
+from preheat.handler.coldstart import ColdStart
 from preheat.local.s3 import S3Server
 from preheat.push import push
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-FUNCTION_DIR = ROOT / "functions" / "inference"
-RESULT = "RESULT "
-
-# Runs in the fresh process: import the handler module (INIT), then invoke it per event.
-DRIVER = r"""
-import json, sys
-sys.path.insert(0, sys.argv[1])
-
-class Context:
-    function_name = "inference"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:inference"
-    memory_limit_in_mb = 1024
-    aws_request_id = "request-1"
-    log_group_name = "/aws/lambda/inference"
-    log_stream_name = "2026/01/01/[$LATEST]stream"
-    def get_remaining_time_in_millis(self):
-        return 30_000
-
-events = json.load(open(sys.argv[2]))
-out = {}
-try:
-    import app
-except Exception as exc:
-    out["init_error"] = {"type": type(exc).__name__, "message": str(exc)}
-else:
-    out["init_report"] = app.INIT_REPORT
-    out["results"] = [app.handler(event, Context()) for event in events]
-print("RESULT " + json.dumps(out), flush=True)
-"""
-
-
-@dataclass
-class ColdStart:
-    returncode: int
-    output: dict[str, Any]
-    stdout: str
-    stderr: str
-
-    @property
-    def results(self) -> list[Any]:
-        results: list[Any] = self.output["results"]
-        return results
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The structured (JSON) lines the function wrote to stdout."""
-        lines = []
-        for line in self.stdout.splitlines():
-            if line.startswith("{"):
-                lines.append(json.loads(line))
-        return lines
 
 
 def cold_start(
@@ -88,11 +34,8 @@ def cold_start(
     s3_env: dict[str, str],
     cache_dir: Path,
     events: list[Any],
-    tmp_path: Path,
     **extra_env: str,
 ) -> ColdStart:
-    events_file = tmp_path / f"events-{len(list(tmp_path.glob('events-*')))}.json"
-    events_file.write_text(json.dumps(events))
     env = {
         **os.environ,
         **s3_env,
@@ -103,19 +46,7 @@ def cold_start(
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **extra_env,
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(FUNCTION_DIR), str(events_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    result = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT)]
-    assert result, f"no result from the cold start: {proc.stderr[-3000:]}"
-    return ColdStart(
-        proc.returncode, json.loads(result[-1][len(RESULT) :]), proc.stdout, proc.stderr
-    )
+    return coldstart.run(events, env)
 
 
 def push_model(server: S3Server, bucket: str, model: BuiltModel, name: str, version: str) -> Any:
@@ -198,7 +129,7 @@ def many_events(
         *[e for e, _, _ in BAD_HTTP],
         GOOD,
     ]
-    run = cold_start(dense_uri, s3_server.env(), tmp / "cache", events, tmp)
+    run = cold_start(dense_uri, s3_server.env(), tmp / "cache", events)
     assert run.returncode == 0, run.stderr[-3000:]
     return run
 
@@ -292,7 +223,6 @@ def test_nan_in_a_direct_invocation_is_refused(
         s3_server.env(),
         tmp_path / "cache",
         [{"inputs": {"x": [[float("nan"), 1, 2, 3]]}}, GOOD],
-        tmp_path,
     )
     nan, good = run.results
     assert nan["statusCode"] == 400 and "NaN" in nan["error"]["message"]
@@ -311,10 +241,10 @@ def test_second_init_comes_from_disk_with_s3_stopped(
     server.client().create_bucket(Bucket="own")
     uri = str(push_model(server, "own", dense_model, "dense", "7").uri)
     env = server.env()
-    first = cold_start(uri, env, tmp_path / "cache", [GOOD], tmp_path)
+    first = cold_start(uri, env, tmp_path / "cache", [GOOD])
     assert first.output["init_report"]["tier"] == "s3"
     server.stop()
-    second = cold_start(uri, env, tmp_path / "cache", [GOOD], tmp_path)
+    second = cold_start(uri, env, tmp_path / "cache", [GOOD])
     assert "init_error" not in second.output, second.output
     assert second.output["init_report"]["tier"] == "disk"
     assert second.output["init_report"]["bytes_by_tier"].get("s3", 0) == 0
@@ -331,7 +261,7 @@ def test_a_chunk_corrupted_in_s3_fails_init_naming_the_file(
     s3_server.client().put_object(
         Bucket=bucket, Key=blob_key("store", chunk.sha256), Body=b"\0" * chunk.size
     )
-    run = cold_start(str(pushed.uri), s3_server.env(), tmp_path / "cache", [GOOD], tmp_path)
+    run = cold_start(str(pushed.uri), s3_server.env(), tmp_path / "cache", [GOOD])
     assert run.output["init_error"]["type"] == "IntegrityError"
     assert victim.path in run.output["init_error"]["message"]
     failed = [ln for ln in run.log_lines() if ln.get("message") == "preheat init failed"]
@@ -346,14 +276,14 @@ def test_a_model_that_does_not_exist_fails_init_clearly(
     s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:
     uri = f"s3://{bucket}/store/models/nothing/1"
-    run = cold_start(uri, s3_server.env(), tmp_path / "cache", [GOOD], tmp_path)
+    run = cold_start(uri, s3_server.env(), tmp_path / "cache", [GOOD])
     err = run.output["init_error"]
     assert err["type"] == "ArtifactNotFound"
     assert uri in err["message"] and "not found" in err["message"]
 
 
 def test_no_model_uri_fails_init_clearly(s3_server: S3Server, tmp_path: Path) -> None:
-    run = cold_start("", s3_server.env(), tmp_path / "cache", [GOOD], tmp_path)
+    run = cold_start("", s3_server.env(), tmp_path / "cache", [GOOD])
     err = run.output["init_error"]
     assert err["type"] == "ConfigurationError"
     assert "PREHEAT_MODEL_URI" in err["message"]
@@ -362,9 +292,7 @@ def test_no_model_uri_fails_init_clearly(s3_server: S3Server, tmp_path: Path) ->
 def test_prefetch_off_still_loads_in_series(
     dense_uri: str, s3_server: S3Server, tmp_path: Path
 ) -> None:
-    run = cold_start(
-        dense_uri, s3_server.env(), tmp_path / "cache", [GOOD], tmp_path, PREHEAT_PREFETCH="0"
-    )
+    run = cold_start(dense_uri, s3_server.env(), tmp_path / "cache", [GOOD], PREHEAT_PREFETCH="0")
     report = run.output["init_report"]
     assert report["prefetched"] is False and report["tier"] == "s3"
     assert "outputs" in run.results[0]
