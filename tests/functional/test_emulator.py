@@ -281,3 +281,18 @@ def test_close_kills_every_process_and_removes_every_temp_dir(
     assert workdir is not None and not workdir.exists()
     assert list(tmp_path.iterdir()) == []
     assert all(e.state == "dead" for e in emu.stats("sleep").environments)
+
+
+def test_a_killed_environment_takes_its_child_processes_with_it(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("spawn_child"))
+    client = lambda_client_for(emu)
+
+    _, answer = invoke(client, "spawn-child")
+    child = answer["child"]
+    assert not pid_gone(child)
+    (env,) = emu.stats("spawn-child").environments
+    emu.kill_environment(env.env_id)
+
+    assert wait_until(lambda: pid_gone(child), 5)
