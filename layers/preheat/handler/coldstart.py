@@ -89,6 +89,12 @@ class ColdStart:
         return report if isinstance(report, Mapping) else {}
 
     @property
+    def init_wall_s(self) -> float | None:
+        """Seconds from the fresh interpreter's first line to the end of INIT."""
+        value = self.output.get("init_wall_s")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
     def results(self) -> list[Any]:
         results = self.output.get("results")
         return list(results) if isinstance(results, list) else []
