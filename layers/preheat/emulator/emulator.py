@@ -18,7 +18,7 @@ import orjson
 
 from preheat import constants as c
 from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY, FunctionConfig, function_arn
-from preheat.emulator.environment import Environment
+from preheat.emulator.environment import Environment, python_version
 from preheat.emulator.errors import (
     ApiError,
     bad_json,
@@ -134,6 +134,7 @@ class Emulator:
                 tempfile.mkdtemp(prefix="preheat-emulator-", dir=self._workdir_parent)
             )
             for fn in self.functions.values():
+                python_version(fn.python)  # asked once now, not during a cold start
                 opt = build_opt(self.workdir / "functions" / fn.name / "opt", fn.layers)
                 self._pools[fn.name] = _Pool(fn, opt)
             try:

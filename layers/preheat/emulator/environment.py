@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +33,25 @@ ENV_OPT_DIR = "PREHEAT_OPT_DIR"
 TAIL_BYTES = 4096
 # Passed through from the emulator's own environment, as Lambda passes its role's credentials.
 _PASSTHROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@functools.lru_cache(maxsize=16)
+def python_version(python: str) -> str:
+    """ "3.11" for the interpreter that runs the environments, as Lambda's runtime names it."""
+    if python == sys.executable:
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        # The spawn itself will fail and report it; the variables only need a placeholder.
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    return done.stdout.strip()
 
 
 class Environment:
@@ -105,7 +126,7 @@ class Environment:
 
     def variables(self, runtime_api: str) -> dict[str, str]:
         fn, opt = self.fn, self.opt_dir
-        py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        py = f"python{python_version(fn.python)}"
         host_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         env = {
             "PATH": f"{opt / 'bin'}{os.pathsep}{host_path}",
@@ -136,7 +157,7 @@ class Environment:
             "LAMBDA_TASK_ROOT": str(fn.code_dir.resolve()),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{py}",
         }
         for key in _PASSTHROUGH:
             if key in os.environ:
@@ -173,7 +194,10 @@ class Environment:
         init_ms: float | None = None
         retried_at: float | None = None
         if cold:
-            self.log.write(b"INIT_START Runtime Version: python:3.11 (preheat emulator)\n")
+            version = python_version(self.fn.python)
+            self.log.write(
+                f"INIT_START Runtime Version: python:{version} (preheat emulator)\n".encode()
+            )
             failed, retried_at = self._init(inv)
             if failed:
                 return self._finish(
