@@ -1,0 +1,78 @@
+"""infra/Dockerfile, checked statically (no Docker engine here): base, pins, sources, handler."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+from preheat import constants as c
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "infra" / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def args() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for word, rest in instructions():
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            found[name] = default
+    return found
+
+
+def test_base_image_is_the_lambda_python_image() -> None:
+    froms = [rest for word, rest in instructions() if word == "FROM"]
+    assert froms == ["public.ecr.aws/lambda/python:3.11"]
+
+
+def test_tensorflow_is_pinned_like_the_pyproject_extra() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (pin,) = pyproject["project"]["optional-dependencies"]["tensorflow"]
+    assert args()["TENSORFLOW_PACKAGE"] == pin
+    runs = " ".join(rest for word, rest in instructions() if word == "RUN")
+    assert '"${TENSORFLOW_PACKAGE}"' in runs
+
+
+def test_every_copy_source_exists_in_the_checkout() -> None:
+    defaults = args()
+    copies = [rest.split() for word, rest in instructions() if word == "COPY"]
+    assert copies
+    for parts in copies:
+        for src in parts[:-1]:
+            src = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m[1]], src)
+            assert (ROOT / src).exists(), src
+
+
+def test_the_model_lands_on_the_read_only_tier_path() -> None:
+    runs = " ".join(rest for word, rest in instructions() if word == "RUN")
+    # LAMBDA_TASK_ROOT is /var/task in the base image.
+    path = "${LAMBDA_TASK_ROOT}/preheat/models/${name}/${version}"
+    assert path in runs
+    assert "/var/task/preheat/models" in c.DEFAULT_LOCAL_PATHS
+    assert args()["MODEL_DIR"] == "infra/no-model"
+    assert not (ROOT / "infra" / "no-model" / "manifest.json").exists()
+
+
+def test_cmd_names_a_handler_that_exists() -> None:
+    (cmd,) = [rest for word, rest in instructions() if word == "CMD"]
+    (handler,) = ast.literal_eval(cmd)
+    module, func = handler.split(".")
+    copies = [rest.split() for word, rest in instructions() if word == "COPY"]
+    (function_copy,) = [p for p in copies if p[0].startswith("functions/")]
+    source = ROOT / function_copy[0] / f"{module}.py"
+    tree = ast.parse(source.read_text())
+    assert func in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
