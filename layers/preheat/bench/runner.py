@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -355,6 +356,7 @@ def _configs(
                     init_timeout_s=INIT_TIMEOUT_S,
                     # Measured environments are killed explicitly; this only bounds leftovers.
                     idle_timeout_s=600.0,
+                    python=dep.python or sys.executable,
                 )
             )
     return configs, names

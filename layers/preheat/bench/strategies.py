@@ -39,6 +39,8 @@ class Deployment:
     artifact_parity: Mapping[str, Any] | None = None
     # Run one unmeasured environment first (it fills a shared disk tier).
     prime: bool = False
+    # The interpreter environments run with (None: this one, with its site-packages).
+    python: str | None = None
 
 
 @dataclass
@@ -186,18 +188,56 @@ class PreheatLiteRT(Strategy):
 
 
 class PreheatLayer(Strategy):
-    """Runtime and model baked into layers (LiteRT fp16): nothing fetched at INIT."""
+    """Runtime and model baked into layers (LiteRT fp16): nothing fetched at INIT.
+
+    The function runs in a stand-in for Lambda's managed runtime (see managed.py): it sees
+    its layers and what Lambda provides, not this machine's site-packages.
+    """
 
     name = "preheat-layer"
-    description = "LiteRT fp16 model and runtime in Lambda layers, no S3"
+    description = "LiteRT fp16 model and LiteRT runtime in Lambda layers, no S3"
+    precision = "fp16"
 
     def unavailable(self) -> str | None:
-        return _missing("preheat.slim.convert", "preheat slim") or _missing(
-            "preheat.layer.build", "preheat layer"
+        return (
+            _missing("preheat.slim.convert", "preheat slim")
+            or _missing("preheat.layer.runtime", "preheat layer")
+            or _missing("ai_edge_litert", "the LiteRT interpreter (pip install 'preheat[litert]')")
         )
 
     def prepare(self, ctx: Context) -> Deployment:
-        raise ConfigurationError("strategy", self.name, "not wired to preheat layer yet")
+        from preheat.bench.managed import interpreter
+        from preheat.layer import build_model_layer, build_runtime_layer
+        from preheat.layer.runtime import default_python
+        from preheat.layer.zipsafe import extract
+
+        artifact, parity = ctx.once(f"slim-{self.precision}", lambda: slim(ctx, self.precision))
+        uri, size = ctx.once(
+            f"push-{self.precision}",
+            lambda: push_artifact(ctx, artifact, f"{ctx.name}-litert-{self.precision}"),
+        )
+        zips = ctx.workdir / "layer-zips"
+        ctx.progress("building the LiteRT runtime layer (cached after the first build)")
+        python = default_python("litert")
+        runtime = build_runtime_layer("litert", zips, python=python, progress=ctx.progress)
+        model = build_model_layer(artifact, zips)
+        dirs = []
+        for layer in (runtime, model):
+            target = ctx.workdir / "layers" / layer.kind
+            extract(layer.zip_path, target)
+            dirs.append(target)
+        # The model is found in the read-only tier under /opt; the S3 URI names the version
+        # (and stays the fallback), as a deployed function would be configured.
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        return Deployment(
+            inference_code(ctx),
+            INFERENCE_HANDLER,
+            env,
+            layers=tuple(dirs),
+            artifact_bytes=size,
+            artifact_parity=parity,
+            python=str(interpreter(ctx.workdir, python)),
+        )
 
 
 def slim(ctx: Context, precision: str) -> tuple[Path, Mapping[str, Any] | None]:

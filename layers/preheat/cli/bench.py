@@ -121,7 +121,12 @@ def report(outcome: Outcome, out: Output) -> None:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    import os
+
     from preheat.bench import runner
+
+    # TensorFlow's C++ log lines (converter, loader) would bury the progress lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     outcome = runner.run(options_from(args), lambda msg: out.progress(msg, force=True))
     report(outcome, out)
