@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -82,10 +83,17 @@ def cold_starts(emu: Emulator, n: int, progress: Callable[[str], None]) -> dict[
     inits = [r.init_duration_ms for r in emu.stats("empty").invocations if r.init_duration_ms]
     if len(inits) != n:
         raise SystemExit(f"expected {n} cold starts, the emulator recorded {len(inits)}")
+    # What no emulator can avoid: the interpreter starting and importing the runtime client.
+    bare = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import awslambdaric.__main__"], check=True)
+        bare.append((time.perf_counter() - t0) * 1000.0)
     return {
         "cold_starts": n,
         "init_duration_ms_median": statistics.median(inits),
         "init_duration_ms_p90": percentile(inits, 90),
+        "bare_python_and_awslambdaric_import_ms_median": statistics.median(bare),
         "cold_invoke_round_trip_ms_median": statistics.median(round_trips),
     }
 
@@ -168,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     init, warm = result["init"], result["warm"]
     print(
         f"empty handler Init Duration: median {init['init_duration_ms_median']:.1f} ms "
-        f"(p90 {init['init_duration_ms_p90']:.1f} ms) over {init['cold_starts']} cold starts\n"
+        f"(p90 {init['init_duration_ms_p90']:.1f} ms) over {init['cold_starts']} cold starts; "
+        f"python starting and importing awslambdaric alone: "
+        f"{init['bare_python_and_awslambdaric_import_ms_median']:.1f} ms median\n"
         f"warm echo invoke, boto3 round trip over {warm['invokes']} invokes:\n"
         f"  through the emulator  p50 {warm['emulator_round_trip_ms']['p50']:.2f} ms  "
         f"p99 {warm['emulator_round_trip_ms']['p99']:.2f} ms\n"
