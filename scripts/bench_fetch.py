@@ -3,8 +3,7 @@
 
 (a) boto3 `download_file` of each file, (b) one `get_object()['Body'].read()` of all the
 bytes as one object (the floor), (c) `preheat.cache.resolve` into an empty disk tier.
-Optionally (--overlap) INIT in fresh processes: fetch overlapping `import tensorflow`
-against the same two steps one after the other. Medians over repetitions; ratios.
+Methods take turns within each repetition; medians over repetitions; ratios.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,11 +53,6 @@ def model_files(model: Path) -> list[Path]:
     return sorted(p for p in model.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def median_of(fn: Callable[[], float], repeats: int) -> tuple[float, list[float]]:
-    runs = [fn() for _ in range(repeats)]
-    return statistics.median(runs), runs
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workdir", type=Path, default=Path(".preheat/bench"))
@@ -71,9 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--out", type=Path, default=None, help="JSON results (default WORKDIR/fetch.json)"
-    )
-    ap.add_argument(
-        "--overlap", action="store_true", help="also measure INIT overlap in fresh processes"
     )
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         with S3Server() as server:
+            # preheat's own client is configured the way a function's is: from the environment.
+            os.environ.update(server.env())
             client = server.client()
             client.create_bucket(Bucket=BUCKET)
             print(f"uploading {total / 1e6:.1f} MB in {len(files)} files …", file=sys.stderr)
@@ -134,95 +126,47 @@ def main(argv: list[str] | None = None) -> int:
                 return once
 
             # Warm the server and the connection pools once, untimed.
-            run_b()
-            run_c(concurrencies[0])()
-            a, a_runs = median_of(run_a, args.repeats)
-            b, b_runs = median_of(run_b, args.repeats)
-            rows = [("(a) boto3 download_file per file", a), ("(b) one get_object().read()", b)]
-            results["a_download_file_s"] = {"median": a, "runs": a_runs}
-            results["b_get_object_read_s"] = {"median": b, "runs": b_runs}
-            results["c_preheat_fetch_s"] = {}
+            runners: dict[str, Callable[[], float]] = {"a": run_a, "b": run_b}
             for k in concurrencies:
-                cm, c_runs = median_of(run_c(k), args.repeats)
-                results["c_preheat_fetch_s"][str(k)] = {
-                    "median": cm,
-                    "runs": c_runs,
-                    "vs_b": cm / b,
-                    "speedup_vs_a": a / cm,
-                }
-                rows.append((f"(c) preheat fetch, concurrency {k}", cm))
-            if args.overlap:
-                results["overlap"] = overlap(pushed.uri, server, scratch, args.repeats)
+                runners[f"c{k}"] = run_c(k)
+            runners["b"]()
+            runners[f"c{concurrencies[0]}"]()
+            # Methods take turns within each repetition (in a rotating order), so that load
+            # from anything else on the machine falls on all of them alike.
+            runs: dict[str, list[float]] = {name: [] for name in runners}
+            names = list(runners)
+            for rep in range(args.repeats):
+                shift = rep % len(names)
+                for name in names[shift:] + names[:shift]:
+                    runs[name].append(runners[name]())
+                print(f"repetition {rep + 1}/{args.repeats} done", file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+    a = statistics.median(runs["a"])
+    b = statistics.median(runs["b"])
+    rows = [("(a) boto3 download_file per file", a), ("(b) one get_object().read()", b)]
+    results["a_download_file_s"] = {"median": a, "runs": runs["a"]}
+    results["b_get_object_read_s"] = {"median": b, "runs": runs["b"]}
+    results["c_preheat_fetch_s"] = {}
+    for k in concurrencies:
+        cm = statistics.median(runs[f"c{k}"])
+        results["c_preheat_fetch_s"][str(k)] = {
+            "median": cm,
+            "runs": runs[f"c{k}"],
+            "vs_b": cm / b,
+            "speedup_vs_a": a / cm,
+        }
+        rows.append((f"(c) preheat fetch, concurrency {k}", cm))
 
     print(f"\n{total / 1e6:.1f} MB in {len(files)} files, {args.repeats} runs each, medians")
     print(f"{'method':42} {'seconds':>8} {'MB/s':>8} {'x (b)':>7} {'a / x':>7}")
     for label, s in rows:
         print(f"{label:42} {s:8.3f} {total / 1e6 / s:8.0f} {s / b:7.2f} {a / s:7.1f}")
-    if "overlap" in results:
-        o = results["overlap"]
-        print(
-            f"\nINIT in fresh processes (import tensorflow + fetch), medians: "
-            f"sequential {o['sequential_s']['median']:.2f} s, "
-            f"overlapped {o['overlapped_s']['median']:.2f} s "
-            f"({o['overlapped_s']['median'] / o['sequential_s']['median']:.2f}x)"
-        )
     out = args.out or args.workdir / "fetch.json"
     out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     print(f"\nwrote {out}")
     return 0
-
-
-_CHILD = r"""
-import os, sys, time
-t0 = time.perf_counter()
-mode = sys.argv[1]
-if mode == "overlapped":
-    import preheat  # starts the fetch at import (PREHEAT_MODEL_URI is set)
-    import tensorflow
-    from preheat.cache import prefetch
-    from preheat.settings import Settings
-    s = Settings.from_env()
-    prefetch.take(s.model_uri, s).result()
-else:
-    os.environ["PREHEAT_PREFETCH"] = "0"
-    import preheat
-    import tensorflow
-    from preheat.cache import resolve
-    from preheat.settings import Settings
-    s = Settings.from_env()
-    resolve(s.model_uri, s)
-print(time.perf_counter() - t0)
-"""
-
-
-def overlap(uri: str, server: S3Server, scratch: Path, repeats: int) -> dict[str, Any]:
-    """INIT time (import tensorflow + fetch into an empty disk tier) in fresh processes."""
-    out: dict[str, Any] = {}
-    for mode in ("sequential", "overlapped"):
-        runs = []
-        for i in range(repeats):
-            cache = scratch / f"init-{mode}-{i}"
-            env = {
-                **os.environ,
-                **server.env(),
-                "PREHEAT_MODEL_URI": uri,
-                "PREHEAT_CACHE_DIR": str(cache),
-                "PREHEAT_LOCAL_PATHS": "",
-                "TF_CPP_MIN_LOG_LEVEL": "2",
-            }
-            proc = subprocess.run(
-                [sys.executable, "-c", _CHILD, mode],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            runs.append(float(proc.stdout.strip().splitlines()[-1]))
-            shutil.rmtree(cache, ignore_errors=True)
-        out[f"{mode}_s"] = {"median": statistics.median(runs), "runs": runs}
-    return out
 
 
 if __name__ == "__main__":
