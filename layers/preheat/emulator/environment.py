@@ -177,7 +177,8 @@ class Environment:
                 self.fn.code_dir,
             )
         else:
-            sb.kill()
+            # Killed while starting (emulator closing): nobody else will close this one.
+            sb.close()
         return sb
 
     # -- one invocation ----------------------------------------------------------------
