@@ -154,10 +154,8 @@ def _model(opts: Options, say: Say) -> tuple[Path, str]:
     from preheat.samples import make_sample_model
 
     assert opts.sample is not None
-    target = opts.out / "model" / opts.sample
-    if not (target / "saved_model.pb").is_file():
-        say(f"generating the sample model {opts.sample} (random weights, seed {opts.seed})")
-        make_sample_model(opts.sample, target, opts.seed)
+    say(f"sample model {opts.sample} (random weights, seed {opts.seed}; reused when present)")
+    target = make_sample_model(opts.sample, opts.out / "model" / opts.sample, opts.seed)
     return target.resolve(), opts.sample
 
 
