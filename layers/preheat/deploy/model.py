@@ -131,12 +131,12 @@ def _check_layer_limit(name: str, model_bytes: int, runtime_bytes: int) -> None:
     total = model_bytes + runtime_bytes
     if total > c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES:
         raise LayerTooLarge(
-            f"model layer {name} ({model_bytes / 1e6:.1f} MB) and the runtime layer "
-            f"({runtime_bytes / 1e6:.1f} MB) come to {total / 1e6:.1f} MB unzipped; Lambda allows "
-            f"{c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES / 1e6:.0f} MB for a function and its layers "
-            "together: pass --no-model-layer (the model is fetched from S3 during INIT), slim it "
-            "smaller (--precision fp16 or int8), or use --runtime tensorflow with the container "
-            "image (infra/Dockerfile)"
+            f"model layer {name} ({model_bytes / MIB:.1f} MiB) and the runtime layer "
+            f"({runtime_bytes / MIB:.1f} MiB) come to {total / MIB:.1f} MiB unzipped; Lambda "
+            f"allows {c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES / MIB:.0f} MiB for a function and its "
+            "layers together: pass --no-model-layer (the model is fetched from S3 during INIT), "
+            "slim it smaller (--precision fp16 or int8), or use --runtime tensorflow with the "
+            "container image (infra/Dockerfile)"
         )
 
 
