@@ -296,3 +296,27 @@ def test_a_killed_environment_takes_its_child_processes_with_it(
     emu.kill_environment(env.env_id)
 
     assert wait_until(lambda: pid_gone(child), 5)
+
+
+def test_closing_mid_invoke_answers_the_caller_instead_of_hanging(
+    make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
+) -> None:
+    emu = Emulator([make_function("sleep", timeout_s=60)], workdir=tmp_path).start()
+    client = lambda_client_for(emu)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(invoke, client, "sleep", {"seconds": 50})
+        assert wait_until(
+            lambda: (
+                emu.stats("sleep").environments[:1] != ()
+                and emu.stats("sleep").environments[0].state == "busy"
+            )
+        )
+        pid = emu.stats("sleep").environments[0].pid
+        emu.close()
+        response, error = pending.result(timeout=20)
+
+    assert response["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("signal: killed")
+    assert pid is not None and wait_until(lambda: pid_gone(pid), 5)
+    assert list(tmp_path.iterdir()) == []

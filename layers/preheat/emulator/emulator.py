@@ -183,6 +183,11 @@ class Emulator:
         try:
             for env in envs:
                 env.kill("shutdown")
+            # Killed environments fail their invocations at once; let those answers reach
+            # their callers before the connections close.
+            deadline = time.monotonic() + 2.0
+            while self._in_flight and time.monotonic() < deadline:
+                time.sleep(0.01)
             if self._server is not None:
                 self._server.shutdown()
                 self._server.server_close()
