@@ -1,8 +1,9 @@
 """The inference function: the model is fetched, loaded and warmed up during INIT.
 
 `import preheat` comes first: with PREHEAT_MODEL_URI set it starts the fetch in background
-threads, which then overlaps the import of TensorFlow below. Any INIT failure (model not
-found, integrity, no room) is logged as one structured line and fails INIT with its message.
+threads, which then overlaps the import of the runtime (TensorFlow, or LiteRT) below. Any
+INIT failure (model not found, integrity, no room) is logged as one structured line and
+fails INIT with its message.
 """
 
 from __future__ import annotations
@@ -13,13 +14,21 @@ _t0 = time.perf_counter()
 import preheat  # noqa: E402  (first: starts the prefetch)
 
 _t1 = time.perf_counter()
-import tensorflow  # noqa: E402, F401  (the runtime import phase, timed)
+# The runtime import phase, timed. The container image carries TensorFlow; a zip function
+# on the LiteRT runtime layer carries only the LiteRT interpreter.
+try:
+    import tensorflow  # noqa: F401
 
+    RUNTIME = "tensorflow"
+except ImportError:
+    import ai_edge_litert.interpreter  # noqa: F401
+
+    RUNTIME = "litert"
 _t2 = time.perf_counter()
 
 from typing import Any  # noqa: E402
 
-from preheat.exceptions import BadRequest, PreheatError  # noqa: E402
+from preheat.exceptions import BadRequest  # noqa: E402
 from preheat.handler import events, observe, responses  # noqa: E402
 from preheat.runtimes.validate import coerce_inputs  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
@@ -29,7 +38,7 @@ logger, metrics, tracer = obs.logger, obs.metrics, obs.tracer
 
 try:
     MODEL = preheat.load_model()
-except PreheatError as exc:
+except Exception as exc:  # logged once, structured; Lambda then reports the INIT error
     obs.init_failed(exc)
     raise
 
@@ -37,6 +46,7 @@ INIT_REPORT: dict[str, Any] = {
     **getattr(MODEL, "init_report", {}),
     "preheat_import_s": round(_t1 - _t0, 4),
     "runtime_import_s": round(_t2 - _t1, 4),
+    "runtime_imported": RUNTIME,
     "init_s": round(time.perf_counter() - _t0, 4),
 }
 obs.init_done(INIT_REPORT)

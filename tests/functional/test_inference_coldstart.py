@@ -8,8 +8,10 @@ with a list of events and prints what came back.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -296,3 +298,30 @@ def test_prefetch_off_still_loads_in_series(
     report = run.output["init_report"]
     assert report["prefetched"] is False and report["tier"] == "s3"
     assert "outputs" in run.results[0]
+
+
+def test_with_xray_on_the_handler_answers_and_sends_segments(
+    dense_uri: str, s3_server: S3Server, tmp_path: Path
+) -> None:
+    # A UDP socket stands in for the X-Ray daemon that Lambda runs when tracing is active.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(5)
+        host, port = daemon.getsockname()
+        run = cold_start(
+            dense_uri,
+            s3_server.env(),
+            tmp_path / "cache",
+            [GOOD],
+            LAMBDA_TASK_ROOT=str(tmp_path),
+            AWS_XRAY_DAEMON_ADDRESS=f"{host}:{port}",
+            _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        )
+        assert "outputs" in run.results[0], run.results
+        datagrams = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                datagrams.append(daemon.recv(65536))
+    segments = [json.loads(d.split(b"\n", 1)[1]) for d in datagrams]
+    names = {s.get("name") for s in segments}
+    assert any("handler" in str(n) or "_predict" in str(n) for n in names), names

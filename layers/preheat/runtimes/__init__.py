@@ -37,7 +37,14 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> Model:
             f"{', '.join(RUNTIME_MODULES)}"
         )
     module = importlib.import_module(module_name)
-    return cast("Model", module.load(directory, manifest, warmup=warmup))
+    try:
+        return cast("Model", module.load(directory, manifest, warmup=warmup))
+    except ModuleNotFoundError as exc:
+        raise LoadError(
+            f"{manifest.name}/{manifest.version} needs the {manifest.runtime} runtime, but "
+            f"{exc.name} is not installed here; deploy the container image for TensorFlow "
+            "artifacts, or the LiteRT runtime layer for LiteRT ones (`preheat slim`)"
+        ) from exc
 
 
 def warm_up(model: Model) -> None:
