@@ -303,17 +303,20 @@ def test_closing_mid_invoke_answers_the_caller_instead_of_hanging(
 ) -> None:
     emu = Emulator([make_function("sleep", timeout_s=60)], workdir=tmp_path).start()
     client = lambda_client_for(emu)
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(invoke, client, "sleep", {"seconds": 50})
-        assert wait_until(
-            lambda: (
-                emu.stats("sleep").environments[:1] != ()
-                and emu.stats("sleep").environments[0].state == "busy"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(invoke, client, "sleep", {"seconds": 50})
+            assert wait_until(
+                lambda: (
+                    emu.stats("sleep").environments[:1] != ()
+                    and emu.stats("sleep").environments[0].state == "busy"
+                )
             )
-        )
-        pid = emu.stats("sleep").environments[0].pid
+            pid = emu.stats("sleep").environments[0].pid
+            emu.close()
+            response, error = pending.result(timeout=20)
+    finally:
         emu.close()
-        response, error = pending.result(timeout=20)
 
     assert response["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Runtime.ExitError"
