@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,9 @@ class Cycle:
     cold_starts: int
     invocations: int
     throttles: int
+    # preheat only: errors its pings met, and each round's (hold ms, sent, distinct, new).
+    errors: dict[str, int] = field(default_factory=dict)
+    round_log: list[tuple[float, int, int, int]] = field(default_factory=list)
 
 
 class Clock:
@@ -130,6 +133,8 @@ def preheat_cycle(emu: Emulator, client: Any, n: int, regime: str) -> Cycle:
         cold,
         count,
         emu.stats("verified").throttles - throttles,
+        report.errors,
+        [(r.hold_ms, r.sent, r.distinct, r.new) for r in report.round_details],
     )
 
 
