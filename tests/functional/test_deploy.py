@@ -71,13 +71,11 @@ def write_litert_artifact(directory: Path, files: dict[str, bytes]) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def runtime_layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_runtime_layer(target: Path) -> Path:
     """A small runtime layer: preheat's own sources under python/ (no third-party wheels)."""
     import preheat
 
     root = Path(preheat.__file__).parent
-    target = tmp_path_factory.mktemp("layer") / "runtime.zip"
     with zipfile.ZipFile(target, "w") as zf:
         for p in sorted(root.rglob("*.py")):
             info = zipfile.ZipInfo(
@@ -85,6 +83,11 @@ def runtime_layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             zf.writestr(info, p.read_bytes())
     return target
+
+
+@pytest.fixture(scope="module")
+def runtime_layer_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_runtime_layer(tmp_path_factory.mktemp("layer") / "runtime.zip")
 
 
 def payload(seed: int, size: int) -> bytes:
