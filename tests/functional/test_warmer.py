@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,38 @@ def test_a_cycle_over_warm_environments_causes_no_cold_start(
     assert second.new_environments == [] and second.lost_environments == []
     stats = emu.stats("warm")
     assert stats.cold_starts == 4 and len(stats.environments) == 4
+
+
+class SpreadClient:
+    """Sends the k-th ping of each round k * gap_s late: a spread wider than a short hold."""
+
+    def __init__(self, client: Any, gap_s: float) -> None:
+        self.client = client
+        self.gap_s = gap_s
+        self.sent: dict[int, int] = {}
+        self.lock = threading.Lock()
+
+    def invoke(self, **kwargs: Any) -> Any:
+        rnd = orjson.loads(kwargs["Payload"])["preheat"]["warm"]["round"]
+        with self.lock:
+            k = self.sent[rnd] = self.sent.get(rnd, -1) + 1
+        time.sleep(k * self.gap_s)
+        return self.client.invoke(**kwargs)
+
+
+def test_pings_spread_wider_than_the_hold_converge_in_later_rounds(
+    start_emulator: Callable[..., Emulator], warm_fn: MakeFn, lambda_client_for: Any
+) -> None:
+    emu = start_emulator(warm_fn())
+    client = lambda_client_for(emu)
+    assert warm_target(client, "warm", None, 4).ok
+    # Warm environments answer a 100 ms hold long before the last ping (at 300 ms) arrives.
+    report = warm_target(SpreadClient(client, 0.1), "warm", None, 4, hold_ms=100, max_rounds=6)
+    assert report.ok, report.reason
+    assert report.round_details[0].distinct < 4 and report.rounds > 1
+    assert report.round_details[-1].distinct == 4
+    stats = emu.stats("warm")
+    assert len(stats.environments) == 4 and stats.cold_starts == 4  # no extra environment
 
 
 def test_reserved_concurrency_below_n_reports_the_shortfall(

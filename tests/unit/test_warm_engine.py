@@ -47,7 +47,9 @@ class FakeLambda:
         init_s: float = 0.0,
         functions: tuple[str, ...] = ("fn",),
         answer: str = "warm",
+        hold_cap_ms: float | None = None,
     ) -> None:
+        self.hold_cap_ms = hold_cap_ms
         self.limit = limit
         self.arrival_gap_s = arrival_gap_s
         self.init_s = init_s
@@ -84,7 +86,10 @@ class FakeLambda:
             env.busy = True
         if cold:
             time.sleep(self.init_s)
-        time.sleep(warm["hold_ms"] / 1000)
+        held = (
+            warm["hold_ms"] if self.hold_cap_ms is None else min(warm["hold_ms"], self.hold_cap_ms)
+        )
+        time.sleep(held / 1000)
         with self.lock:
             env.busy = False
             env.calls += 1
@@ -95,7 +100,9 @@ class FakeLambda:
         if self.answer == "plain":
             return {"StatusCode": 200, "Payload": _body({"statusCode": 400})}
         reply = {"environment_id": env.id, "first_call": first, "cold": first}
-        reply["held_ms"] = warm["hold_ms"]
+        reply["held_ms"] = held
+        if self.hold_cap_ms is not None:
+            reply["hold_cap_ms"] = self.hold_cap_ms
         return {"StatusCode": 200, "Payload": _body({"preheat": {"warm": reply}})}
 
 
@@ -152,6 +159,14 @@ def test_hold_never_grows_past_max_hold() -> None:
     fake = FakeLambda(arrival_gap_s=0.03)
     report = warm_target(fake, "fn", None, 4, hold_ms=10, max_hold_ms=20, max_rounds=3)
     assert max(r.hold_ms for r in report.round_details) == 20
+
+
+def test_hold_never_asks_past_the_functions_own_cap() -> None:
+    fake = FakeLambda(arrival_gap_s=0.03, hold_cap_ms=40)
+    report = warm_target(fake, "fn", None, 4, hold_ms=10, max_rounds=4)
+    assert [r.hold_ms for r in report.round_details][1:] == [40, 40, 40]
+    assert not report.ok
+    assert report.reason is not None and "last hold 40 ms" in report.reason
 
 
 def test_throttling_stops_with_the_shortfall_instead_of_looping() -> None:

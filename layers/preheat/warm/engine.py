@@ -101,6 +101,8 @@ class PingResult:
     environment_id: str | None = None
     cold: bool = False
     held_ms: float = 0.0
+    # The longest hold the environment grants (its PREHEAT_WARM_HOLD_CAP_MS), when it said.
+    hold_cap_ms: float | None = None
     latency_s: float = 0.0
     sent_at: float = 0.0
     error: str | None = None
@@ -180,6 +182,12 @@ def _classify(exc: BaseException) -> str:
     return OTHER
 
 
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def ping_once(
     client: LambdaClient,
     target: Target,
@@ -238,6 +246,7 @@ def ping_once(
         environment_id=env_id,
         cold=bool(answer.get("cold")),
         held_ms=float(answer.get("held_ms") or 0.0),
+        hold_cap_ms=_number(answer.get("hold_cap_ms")),
         sent_at=sent,
         latency_s=latency,
     )
@@ -337,11 +346,16 @@ def warm_target(
             if reason is not None:
                 report.reason = reason
                 break
+            # Asking for more than the function grants would only mislead the report.
+            caps = [r.hold_cap_ms for r in results if r.hold_cap_ms is not None]
+            if caps:
+                max_hold_ms = min(max_hold_ms, min(caps))
             hold = min(max_hold_ms, max(hold * 2, _SPREAD_FACTOR * round_report.spread_ms, 50.0))
         else:
             report.reason = (
-                f"{len(seen)} of {concurrency} environments answered after {max_rounds} rounds; "
-                "raise --max-rounds or the hold cap (PREHEAT_WARM_HOLD_CAP_MS)"
+                f"{len(seen)} of {concurrency} environments answered after {max_rounds} rounds "
+                f"(last hold {report.round_details[-1].hold_ms:.0f} ms); raise the rounds, or the function's hold cap "
+                "(PREHEAT_WARM_HOLD_CAP_MS) if the last hold reached it"
             )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
