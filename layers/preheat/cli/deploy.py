@@ -69,9 +69,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     a("--runtime-layer", type=Path, help="a prebuilt runtime layer zip instead of building one")
     a(
         "--python",
-        default="3.11",
+        default="3.12",
         choices=("3.11", "3.12", "3.13"),
-        help="Lambda Python version (default: %(default)s)",
+        help="Lambda Python version; LiteRT wheels need 3.12+ (default: %(default)s)",
     )
     a(
         "--arch",

@@ -35,7 +35,7 @@ class DeployRequest:
     image_uri: str | None = None
     model_layer: bool = True
     runtime_layer_zip: Path | None = None
-    python: str = "3.11"
+    python: str = "3.12"
     arch: str = "x86_64"
     memory_mb: int = 2048
     timeout_s: int = 30
