@@ -129,6 +129,10 @@ def test_runtime_layer_is_reproducible_byte_for_byte(
     assert first.zip_path.read_bytes() == second.zip_path.read_bytes()
     assert first.zip_path.name.endswith(f"-{first.sha256[:16]}.zip")
     assert check_limits([first]) == []
+    # Same inputs into the same directory: the earlier zip is returned without a rebuild.
+    again = build_runtime_layer("litert", first.zip_path.parent, arch="x86_64")
+    assert again.reused and again.sha256 == first.sha256 and again.zip_path == first.zip_path
+    assert again.packages == first.packages
 
 
 @pytest.mark.slow

@@ -165,7 +165,7 @@ def test_sizes_group_libs_metadata_and_bytecode_with_their_package(tmp_path: Pat
     sizes = runtime.package_sizes(py)
     assert sizes["numpy"] == 10 + 100 + 50 + 30 + 1000 + 7 + 5
     assert sizes["typing_extensions"] == 8 + 4
-    assert list(sizes)[0] == "numpy"
+    assert next(iter(sizes)) == "numpy"
 
 
 def test_top_level_modules_lists_packages_modules_and_namespace_children(tmp_path: Path) -> None:
@@ -176,3 +176,11 @@ def test_top_level_modules_lists_packages_modules_and_namespace_children(tmp_pat
         "numpy",
         "typing_extensions",
     ]
+
+
+def test_the_inputs_key_follows_the_target() -> None:
+    a = runtime.inputs_key(runtime.plan("litert", python="3.12", arch="x86_64"))
+    b = runtime.inputs_key(runtime.plan("litert", python="3.12", arch="x86_64"))
+    c_ = runtime.inputs_key(runtime.plan("litert", python="3.13", arch="x86_64"))
+    d = runtime.inputs_key(runtime.plan("litert", python="3.12", arch="arm64"))
+    assert a == b and len({a, c_, d}) == 3

@@ -352,6 +352,49 @@ def package_sizes(python_dir: Path) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
 
 
+def inputs_key(p: Plan) -> str:
+    """A hash of everything a build reads: the plan, preheat's runtime part and this builder."""
+    import hashlib
+
+    import preheat
+
+    h = hashlib.sha256(json.dumps([p.runtime, p.python, p.arch, p.requirements]).encode())
+    source = Path(preheat.__file__).parent
+    files = [Path(__file__), Path(prune.__file__), Path(repro.__file__)]
+    for part in RUNTIME_PARTS:
+        path = source / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
+    for f in files:
+        h.update(f"{f.relative_to(source).as_posix()}\0".encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _record(out: Path, p: Plan, key: str) -> Path:
+    return out / f".{p.stem}.inputs-{key[:16]}.json"
+
+
+def _previous(out: Path, p: Plan, key: str) -> LayerResult | None:
+    """The layer an earlier build made from the same inputs, if its zip is still intact."""
+    try:
+        data = json.loads(_record(out, p, key).read_text())
+        zip_path = out / data["zip"]
+        if zip_path.is_symlink() or repro.sha256(zip_path) != data["sha256"]:
+            return None
+        return LayerResult(
+            kind="runtime",
+            name=p.stem,
+            zip_path=zip_path,
+            sha256=data["sha256"],
+            zipped_bytes=zip_path.stat().st_size,
+            unzipped_bytes=int(data["unzipped_bytes"]),
+            packages={str(k): int(v) for k, v in data["packages"].items()},
+            reused=True,
+            notes=(*data["notes"], "reused: same inputs as an earlier build"),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def build_runtime_layer(
     runtime: str,
     out: Path,
@@ -360,8 +403,13 @@ def build_runtime_layer(
     arch: str = "x86_64",
     progress: Progress | None = None,
     cache_dir: Path | None = None,
+    reuse: bool = True,
 ) -> LayerResult:
-    """Build (or reuse) the runtime layer zip for `runtime` in `out`."""
+    """Build the runtime layer zip for `runtime` in `out`.
+
+    With `reuse`, a zip an earlier build made in `out` from the same inputs (pinned
+    requirements, target, preheat's runtime sources, this builder) is returned at once.
+    """
     say: Progress = progress or (lambda _m: None)
     p = plan(
         runtime,
@@ -372,6 +420,10 @@ def build_runtime_layer(
     if out.exists() and not out.is_dir():
         raise ConfigurationError("out", str(out), "is a file; give a directory for the layer zips")
     out.mkdir(parents=True, exist_ok=True)
+    key = inputs_key(p)
+    if reuse and (previous := _previous(out, p, key)) is not None:
+        say(f"reusing {previous.zip_path.name}: same inputs as an earlier build")
+        return previous
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -420,7 +472,7 @@ def build_runtime_layer(
         zip_path, digest, zipped, unzipped, reused = repro.publish(staging, out, p.stem)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return LayerResult(
+    result = LayerResult(
         kind="runtime",
         name=p.stem,
         zip_path=zip_path,
@@ -431,3 +483,12 @@ def build_runtime_layer(
         reused=reused,
         notes=tuple(notes),
     )
+    record = {
+        "zip": zip_path.name,
+        "sha256": digest,
+        "unzipped_bytes": unzipped,
+        "packages": sizes,
+        "notes": notes,
+    }
+    _record(out, p, key).write_text(json.dumps(record, indent=1, sort_keys=True))
+    return result

@@ -18,6 +18,8 @@ from preheat.exceptions import LayerTooLarge, UnsafePathError
 
 def _check(info: zipfile.ZipInfo, root: str) -> str:
     name = info.filename
+    if not name:  # ZipInfo.is_dir() below would fail on it with an IndexError
+        raise UnsafePathError(name, root)
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
