@@ -59,6 +59,7 @@ class FakeLambda:
         self.arrivals: dict[int, int] = defaultdict(int)
         self.lock = threading.Lock()
         self.invocations = 0
+        self.release = threading.Event()
 
     def reap(self, n: int) -> list[str]:
         with self.lock:
@@ -85,7 +86,8 @@ class FakeLambda:
                 self.envs.append(env)
             env.busy = True
         if cold:
-            time.sleep(self.init_s)
+            # A wait, not a sleep: a test ends its slow INITs instead of leaving threads behind.
+            self.release.wait(self.init_s)
         held = (
             warm["hold_ms"] if self.hold_cap_ms is None else min(warm["hold_ms"], self.hold_cap_ms)
         )
@@ -203,6 +205,7 @@ def test_time_budget_is_never_exceeded() -> None:
     fake = FakeLambda(init_s=5.0)
     start = time.monotonic()
     report = warm_target(fake, "fn", None, 2, budget_s=0.3)
+    fake.release.set()
     assert time.monotonic() - start < 3.0
     assert report.errors.get(TIMEOUT) == 2 and report.warm == 0
     assert report.reason is not None and "budget" in report.reason
@@ -232,6 +235,7 @@ def test_warm_all_shares_one_budget() -> None:
     fake = FakeLambda(init_s=5.0, functions=("a", "b"))
     start = time.monotonic()
     reports = warm_all(fake, [Target("a", None, 1), Target("b", None, 1)], budget_s=0.4)
+    fake.release.set()
     assert time.monotonic() - start < 3.0
     assert not reports[1].ok and reports[1].reason is not None
     assert "budget" in reports[1].reason
