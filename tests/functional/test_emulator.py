@@ -75,18 +75,24 @@ def test_cold_then_warm_invoke_reuses_the_environment(
 
 
 def test_concurrent_invokes_each_get_an_environment(
-    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
 ) -> None:
-    emu = start_emulator(make_function("sleep"))
+    emu = start_emulator(make_function("gate"))
     client = lambda_client_for(emu)
     n = 3
+    # Each invocation holds its environment until all n have arrived: only n environments
+    # at once can get there, whatever the machine's speed.
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    event = {"arrive": str(arrivals), "n": n}
 
     with ThreadPoolExecutor(n) as pool:
-        answers = list(pool.map(lambda _: invoke(client, "sleep", {"seconds": 0.8})[1], range(n)))
-    _, after = invoke(client, "sleep", {"seconds": 0})
+        answers = list(pool.map(lambda _: invoke(client, "gate", event)[1], range(n)))
+    _, after = invoke(client, "gate")
 
-    assert all(a == {"slept": 0.8} for a in answers) and after == {"slept": 0}
-    stats = emu.stats("sleep")
+    assert all(a["arrived"] == n and a["released"] for a in answers), answers
+    assert after["pid"] in {a["pid"] for a in answers}
+    stats = emu.stats("gate")
     assert len(stats.environments) == n
     assert stats.cold_starts == n and stats.warm_invocations == 1
     assert len({e.pid for e in stats.environments}) == n

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,16 @@ def pid_gone(pid: int, timeout_s: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
+
+
+def wait_busy(emu: Emulator, name: str, timeout_s: float = 20.0) -> bool:
+    """True once an environment of `name` is running an invocation."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(e.state == "busy" for e in emu.stats(name).environments):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def aws_error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, dict[str, Any]]:
@@ -173,38 +184,40 @@ def test_an_init_that_times_out_twice_fails_the_invoke_with_a_timeout(
 
 
 def test_the_reserved_concurrency_limit_throttles_with_429(
-    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
 ) -> None:
-    emu = start_emulator(make_function("sleep", reserved_concurrency=1))
+    emu = start_emulator(make_function("gate", reserved_concurrency=1))
     client = lambda_client_for(emu)
+    release = tmp_path / "release"
 
     with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(invoke, client, "sleep", {"seconds": 1.5})
-        while not emu.stats("sleep").environments:
-            time.sleep(0.01)
+        busy = pool.submit(invoke, client, "gate", {"wait_for": str(release)})
+        assert wait_busy(emu, "gate")
         with pytest.raises(ClientError) as exc:
-            invoke(client, "sleep", {"seconds": 0})
-        assert busy.result()[1] == {"slept": 1.5}
+            invoke(client, "gate")
+        release.touch()
+        assert busy.result()[1]["released"] is True
 
     status, code, response = aws_error(exc)
     assert (status, code) == (429, "TooManyRequestsException")
     assert response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
-    assert emu.stats("sleep").throttles == 1
-    assert invoke(client, "sleep", {"seconds": 0})[1] == {"slept": 0}
+    assert emu.stats("gate").throttles == 1
+    assert invoke(client, "gate")[1]["released"] is True
 
 
 def test_the_global_concurrency_limit_throttles_with_429(
-    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
 ) -> None:
-    emu = start_emulator(make_function("sleep"), make_function("echo"), max_concurrency=1)
+    emu = start_emulator(make_function("gate"), make_function("echo"), max_concurrency=1)
     client = lambda_client_for(emu)
+    release = tmp_path / "release"
 
     with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(invoke, client, "sleep", {"seconds": 1.5})
-        while not emu.stats("sleep").environments:
-            time.sleep(0.01)
+        busy = pool.submit(invoke, client, "gate", {"wait_for": str(release)})
+        assert wait_busy(emu, "gate")
         with pytest.raises(ClientError) as exc:
             invoke(client, "echo")
+        release.touch()
         busy.result()
 
     status, code, response = aws_error(exc)
@@ -284,20 +297,21 @@ def test_a_response_over_6_mb_is_a_function_error(
 
 
 def test_an_event_invoke_waits_for_free_concurrency_instead_of_failing(
-    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Any
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, tmp_path: Path
 ) -> None:
-    emu = start_emulator(make_function("sleep"), make_function("write_file"), max_concurrency=1)
+    emu = start_emulator(make_function("gate"), make_function("write_file"), max_concurrency=1)
     client = lambda_client_for(emu)
-    target = tmp_path / "later.txt"
+    target, release = tmp_path / "later.txt", tmp_path / "release"
 
     with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(invoke, client, "sleep", {"seconds": 1})
-        while not emu.stats("sleep").environments:
-            time.sleep(0.01)
+        busy = pool.submit(invoke, client, "gate", {"wait_for": str(release)})
+        assert wait_busy(emu, "gate")
         queued, _ = invoke(
             client, "write-file", {"path": str(target), "text": "late"}, InvocationType="Event"
         )
-        assert queued["StatusCode"] == 202 and not target.exists()
+        assert queued["StatusCode"] == 202
+        assert not target.exists()
+        release.touch()
         busy.result()
 
     deadline = time.monotonic() + 10
