@@ -198,7 +198,8 @@ def assert_same_output(got: Any, expected: np.ndarray) -> None:
 def test_environment_still_answers_after_the_barrage(
     app: ModuleType, dense_model: BuiltModel
 ) -> None:
-    for event in ({"inputs": {"x": [[1e39] * 4]}}, {"inputs": "x" * 1000}, [[[]]], {}):
+    barrage: list[Any] = [{"inputs": {"x": [[1e39] * 4]}}, {"inputs": "x" * 1000}, [[[]]], {}]
+    for event in barrage:
         _check(app.handler(event, Context()))
     x = [[0.5, -1.0, 2.0, 3.0]]
     status, payload = _check(app.handler({"inputs": {"x": x}}, Context()))
