@@ -292,7 +292,8 @@ def run(
                     by_approach[approach].append(cycle)
                     progress(
                         f"{regime} cycle {i + 1}/{cycles} {cycle.approach}: "
-                        f"{cycle.distinct}/{n} distinct, {cycle.rounds} rounds, {cycle.wall_s * 1000:.0f} ms"
+                        f"{cycle.distinct}/{n} distinct, {cycle.rounds} rounds, "
+                        f"{cycle.wall_s * 1000:.0f} ms"
                     )
             summaries += [summarise(by_approach["preheat"]), summarise(by_approach["usual"])]
             summaries[-2]["cycle_log"] = [asdict(c) for c in by_approach["preheat"]]

@@ -18,6 +18,8 @@ Once the hold covers the spread, every ping of a round is in flight while the ot
 the known environments absorb D of them and the rest must start new ones: the count
 converges in a round or two and then stays. Every answer says whether its call was the
 environment's first, so the cold starts the warmer caused are counted, not guessed.
+Holds start short and grow only when a round fell short: while an environment holds a
+ping, a real request cannot use it and would start a new environment instead.
 
 Bounds. At most `max_rounds` rounds, never past `budget_s` (a round is not started when
 its hold cannot fit and pending answers are abandoned at the deadline), no retries within
@@ -259,7 +261,8 @@ def _stop_reason(
     errors = round_.errors
     if errors.get(NOT_FOUND):
         detail = next((r.detail for r in results if r.error == NOT_FOUND), "")
-        return f"function {target.label} not found ({detail or 'ResourceNotFoundException'}); check the name and qualifier"
+        detail = detail or "ResourceNotFoundException"
+        return f"function {target.label} not found ({detail}); check the name and qualifier"
     if errors.get(NOT_WARM_AWARE) and round_.answered == 0:
         return (
             f"{target.label} does not answer warm pings; decorate its handler with "
@@ -352,10 +355,11 @@ def warm_target(
                 max_hold_ms = min(max_hold_ms, min(caps))
             hold = min(max_hold_ms, max(hold * 2, _SPREAD_FACTOR * round_report.spread_ms, 50.0))
         else:
+            last_hold = report.round_details[-1].hold_ms
             report.reason = (
                 f"{len(seen)} of {concurrency} environments answered after {max_rounds} rounds "
-                f"(last hold {report.round_details[-1].hold_ms:.0f} ms); raise the rounds, or the function's hold cap "
-                "(PREHEAT_WARM_HOLD_CAP_MS) if the last hold reached it"
+                f"(last hold {last_hold:.0f} ms); raise the rounds, or the function's hold "
+                "cap (PREHEAT_WARM_HOLD_CAP_MS) if the last hold reached it"
             )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -424,7 +428,7 @@ def warm_all(
                     target.function,
                     target.qualifier,
                     target.concurrency,
-                    reason=f"not warmed: the time budget of {budget_s:g} s was spent on earlier targets",
+                    reason=f"not warmed: the time budget of {budget_s:g} s went to earlier targets",
                 )
             )
             continue
