@@ -219,13 +219,18 @@ def test_environment_variables_tmp_and_layers(
     fn = make_function("env_dump", memory_mb=256, env={"GREETING": "hi"}, layers=(base, override))
     emu = start_emulator(fn)
     client = lambda_client_for(emu)
-    event = {"read": ["python/shared.txt", "python/only1.txt", "preheat/models/m.txt"]}
+    event: dict[str, Any] = {
+        "read": ["python/shared.txt", "python/only1.txt", "preheat/models/m.txt"]
+    }
     context = base64.b64encode(json.dumps({"custom": {"k": "v"}}).encode()).decode()
+
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    event.update({"arrive": str(arrivals), "n": 2})  # two environments at once
 
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(
-            lambda _: invoke(client, "env-dump", {**event, "hold": 0.3}, ClientContext=context)[1],
-            range(2),
+            lambda _: invoke(client, "env-dump", event, ClientContext=context)[1], range(2)
         )
 
     env = a["environ"]

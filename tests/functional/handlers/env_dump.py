@@ -3,12 +3,14 @@
 import os
 import sys
 import tempfile
-import time
 from typing import Any
+
+import gate
 
 
 def handler(event: dict[str, Any], context: Any) -> Any:
-    time.sleep(float(event.get("hold", 0)))
+    if "arrive" in event:
+        gate.handler(event, context)
     opt = os.environ.get("PREHEAT_OPT_DIR", "")
     files = {}
     for rel in event.get("read", []):
