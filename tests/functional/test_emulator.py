@@ -118,7 +118,10 @@ def test_reap_idle_on_demand_follows_the_clock(
     start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
 ) -> None:
     now = [1000.0]
-    emu = start_emulator(make_function("echo", idle_timeout_s=60), clock=lambda: now[0])
+    # The background reaper is slowed right down so that only this test reaps.
+    emu = start_emulator(
+        make_function("echo", idle_timeout_s=60), clock=lambda: now[0], reap_interval_s=3600
+    )
     client = lambda_client_for(emu)
     invoke(client, "echo")
     env_id = emu.stats("echo").environments[0].env_id
