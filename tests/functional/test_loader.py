@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,28 @@ def test_no_uri_anywhere_is_a_configuration_error(
     monkeypatch.delenv("PREHEAT_MODEL_URI", raising=False)
     with pytest.raises(ConfigurationError, match="PREHEAT_MODEL_URI"):
         load_model(**_settings(tmp_path))
+
+
+def test_a_runtime_that_is_not_installed_is_a_load_error(
+    dense_model: BuiltModel, tmp_path: Path
+) -> None:
+    # As in a zip function on the LiteRT layer: TensorFlow cannot be imported at all.
+    art = dense_model.as_artifact(tmp_path / "dense")
+    script = (
+        "import sys; sys.modules['tensorflow'] = None\n"
+        "from pathlib import Path\n"
+        "from preheat.artifact import manifest\n"
+        "from preheat.exceptions import LoadError\n"
+        "from preheat.runtimes import load\n"
+        "d = Path(sys.argv[1])\n"
+        "try:\n"
+        "    load(d, manifest.read(d))\n"
+        "except LoadError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(art)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "needs the tensorflow runtime, but tensorflow is not installed" in proc.stdout
+    assert "container image" in proc.stdout
