@@ -10,6 +10,9 @@ from pathlib import Path
 
 from preheat.exceptions import ConfigurationError
 
+# Where the emulated functions live; the account id is the placeholder moto uses too.
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
 # Lambda's own bounds for the settings the emulator honours.
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
@@ -105,10 +108,6 @@ class FunctionConfig:
 
 
 def function_arn(name: str, qualifier: str | None = None) -> str:
-    """The ARN the emulator reports; the account id is the placeholder moto uses too."""
+    """The ARN the emulator reports for a function (and qualifier)."""
     base = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
     return f"{base}:{qualifier}" if qualifier else base
-
-
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"

@@ -6,7 +6,7 @@ The tree is read-only by convention: a write through a link would reach the laye
 
 from __future__ import annotations
 
-import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,10 +43,4 @@ def _remove(path: Path) -> None:
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.is_dir():
-        for root, dirs, files in os.walk(path, topdown=False):
-            for name in files:
-                os.unlink(os.path.join(root, name))
-            for name in dirs:
-                p = os.path.join(root, name)
-                os.unlink(p) if os.path.islink(p) else os.rmdir(p)
-        path.rmdir()
+        shutil.rmtree(path)  # removes links inside, never what they point to

@@ -24,18 +24,11 @@ _TICK_S = 0.5
 
 
 class Sandbox:
+    """A runtime process's whole world: its Runtime API server, its state, its output pipe."""
+
     def __init__(self, host: str, log: LogBuffer) -> None:
         self.cond = threading.Condition()
         self.log = log
-        self.server = RuntimeServer(host, self)
-        self._serve = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"runtime-api-{log.env_id}",
-            daemon=True,
-        )
-        self._serve.start()
-        self.address = f"{host}:{self.server.server_address[1]}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.pipe: Pipe | None = None
         self.started_at = 0.0
@@ -47,6 +40,15 @@ class Sandbox:
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
         self._peak_kb = 0
+        # Its own port: awslambdaric reaches the Runtime API at host:port, with no path prefix.
+        self.server = RuntimeServer(host, self)
+        self.address = f"{host}:{self.server.server_address[1]}"
+        threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"runtime-api-{log.env_id}",
+            daemon=True,
+        ).start()
 
     # -- the process ------------------------------------------------------------------
 
