@@ -15,6 +15,17 @@ import pytest
 
 from tests.fixtures.emulator import lambda_client
 
+UNAWARE_CLIENT = """
+import boto3, sys
+response = boto3.client("lambda").invoke(FunctionName="echo", Payload=b"{}")
+sys.stdout.write(response["Payload"].read().decode())
+"""
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
 
 def read_json_line(stream: IO[str], timeout_s: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
@@ -63,6 +74,17 @@ def test_emulate_serves_until_interrupted_and_cleans_up(handlers_dir: Path, tmp_
         report = read_json_line(proc.stdout)["invocation"]
         assert report["cold"] is True and report["memory_size_mb"] == 256
         assert report["request_id"] == answer["request_id"]
+
+        # Code that knows nothing of the emulator finds it through boto3's own variable.
+        unaware = subprocess.run(
+            [sys.executable, "-c", UNAWARE_CLIENT],
+            env={**env, "AWS_ENDPOINT_URL_LAMBDA": started["endpoint_url"], **DUMMY_AWS},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert unaware.returncode == 0, unaware.stderr
+        assert json.loads(unaware.stdout)["pid"] == answer["pid"]
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(20) == 0
