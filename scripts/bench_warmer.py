@@ -47,7 +47,7 @@ class Cycle:
     approach: str
     regime: str
     asked: int
-    # Distinct environments that served this cycle's pings, per the emulator.
+    # Distinct environments that served this cycle's pings and are alive, per the emulator.
     distinct: int
     # What the warmer itself claimed (the usual approach claims nothing: N).
     claimed: int
@@ -106,9 +106,11 @@ def lambda_client(endpoint_url: str, n: int) -> Any:
 
 
 def _served(emu: Emulator, name: str, before: set[str]) -> tuple[set[str], int, int]:
+    """Environments that served this cycle's pings and are still alive: the warm ones."""
     stats = emu.stats(name)
     new = [i for i in stats.invocations if i.request_id not in before]
-    return {i.env_id for i in new}, sum(1 for i in new if i.cold), len(new)
+    alive = {e.env_id for e in stats.live_environments}
+    return {i.env_id for i in new} & alive, sum(1 for i in new if i.cold), len(new)
 
 
 def _request_ids(emu: Emulator, name: str) -> set[str]:
