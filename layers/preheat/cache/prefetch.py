@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from preheat import constants as c
 
 if TYPE_CHECKING:
-    from preheat.cache.resolve import Resolved
+    from concurrent.futures import Future
+
+    from preheat.cache.resolver import Resolved
     from preheat.settings import Settings
 
 _lock = threading.Lock()
@@ -41,7 +42,7 @@ def _run(uri: str, settings: Settings, future: Future[Resolved]) -> None:
     if not future.set_running_or_notify_cancel():
         return
     try:
-        from preheat.cache.resolve import resolve
+        from preheat.cache.resolver import resolve
 
         result = resolve(uri, settings)
     except BaseException as exc:  # handed to whoever takes the future, never printed here
@@ -53,6 +54,8 @@ def _run(uri: str, settings: Settings, future: Future[Resolved]) -> None:
 def start(uri: str, settings: Settings) -> Future[Resolved]:
     """Begin resolving `uri` in a daemon thread; `take` hands the future over once."""
     global _pending
+    from concurrent.futures import Future
+
     future: Future[Resolved] = Future()
     with _lock:
         _pending = (uri, settings, future)
