@@ -314,3 +314,25 @@ def test_destroy_with_delete_bucket_empties_and_removes_it(
     result = destroy(stack, clients, delete_bucket=True, waiting=FAST)
     assert result.bucket_deleted and result.objects_deleted > 0
     assert bucket not in {b["Name"] for b in aws("s3").list_buckets().get("Buckets", [])}
+
+
+@pytest.mark.slow
+def test_deploy_with_the_real_runtime_layer_builder(
+    tmp_path: Path, names: tuple[str, str], clients: Clients, aws: Callable[[str], Any]
+) -> None:
+    """The whole path with no prebuilt parts: the layer builder makes the LiteRT runtime layer."""
+    stack, bucket = names
+    model = write_litert_artifact(tmp_path / "m", {"model.tflite": payload(21, CHUNK)})
+    request = DeployRequest(
+        stack=stack, bucket=bucket, model=model, name="dense", region=REGION, prewarm=False
+    )
+    result = deploy(request, clients=clients, waiting=FAST, work_dir=tmp_path / "w")
+    assert result.done is not None and result.done.stack is not None
+    assert result.done.stack.status == "UPDATE_COMPLETE"
+    layer = result.plan.desired.runtime_layer.blob
+    with zipfile.ZipFile(layer.zip.path) as zf:
+        names_in_layer = set(zf.namelist())
+    assert "python/preheat/__init__.py" in names_in_layer
+    assert any(n.startswith("python/ai_edge_litert/") for n in names_in_layer)
+    head = aws("s3").head_object(Bucket=bucket, Key=layer.key)
+    assert head["ContentLength"] == layer.zip.size
