@@ -175,9 +175,9 @@ def test_hold_cap_holds_against_a_ping_asking_for_an_hour(
     answer = _invoke(client, "warm", {"preheat": {"warm": {"hold_ms": 3_600_000}}})
     warm = answer["preheat"]["warm"]
     assert warm["hold_cap_ms"] == 300
-    assert 300 <= warm["held_ms"] < 400
+    assert 300 <= warm["held_ms"] < 1500  # the cap, not the hour; slack for a busy host
     record = emu.stats("warm").invocations[-1]
-    assert record.outcome == "success" and record.duration_ms < 1000
+    assert record.outcome == "success" and record.duration_ms < 2000
 
 
 def test_hold_ends_before_the_function_times_out(

@@ -92,6 +92,7 @@ def test_prewarm_missing_function(emulator: Emulator) -> None:
             "2",
         ),
         ("--function", "warm", "--concurrency", "5000"),
+        ("--function", "warm", "--concurrency", "2", "--timeout", "0"),
     ],
 )
 def test_prewarm_bad_arguments_fail_in_one_line(emulator: Emulator, args: tuple[str, ...]) -> None:

@@ -31,6 +31,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 leaves no time; use a number of seconds above 0")
+    return value
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function", required=True, help="function name or ARN to warm")
     parser.add_argument("--qualifier", help="alias or version to warm, e.g. live")
@@ -55,7 +62,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_non_negative,
+        type=_positive,
         default=None,
         help=f"seconds the whole run may take (default {engine.DEFAULT_BUDGET_S:g})",
     )
@@ -97,7 +104,7 @@ def _table(data: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     target = engine.Target(args.function, args.qualifier, args.concurrency)
-    budget = args.timeout if args.timeout else engine.DEFAULT_BUDGET_S
+    budget = args.timeout if args.timeout is not None else engine.DEFAULT_BUDGET_S
     options: dict[str, Any] = {"budget_s": budget}
     if args.hold_ms is not None:
         options["hold_ms"] = args.hold_ms
