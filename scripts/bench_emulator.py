@@ -72,23 +72,22 @@ def timed(call: Callable[[], object], n: int) -> list[float]:
 
 def cold_starts(emu: Emulator, n: int, progress: Callable[[str], None]) -> dict[str, Any]:
     lam = client(emu.endpoint_url)
-    round_trips = []
+    round_trips, bare = [], []
     for i in range(n):
         t0 = time.perf_counter()
         lam.invoke(FunctionName="empty", Payload=b"{}")["Payload"].read()
         round_trips.append((time.perf_counter() - t0) * 1000.0)
         for env in emu.stats("empty").live_environments:
             emu.kill_environment(env.env_id)
+        # What no emulator can avoid, measured in turn with the cold starts so both see the
+        # same load: the interpreter starting and importing the runtime client.
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import awslambdaric.__main__"], check=True)
+        bare.append((time.perf_counter() - t0) * 1000.0)
         progress(f"cold start {i + 1}/{n}")
     inits = [r.init_duration_ms for r in emu.stats("empty").invocations if r.init_duration_ms]
     if len(inits) != n:
         raise SystemExit(f"expected {n} cold starts, the emulator recorded {len(inits)}")
-    # What no emulator can avoid: the interpreter starting and importing the runtime client.
-    bare = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import awslambdaric.__main__"], check=True)
-        bare.append((time.perf_counter() - t0) * 1000.0)
     return {
         "cold_starts": n,
         "init_duration_ms_median": statistics.median(inits),
@@ -98,7 +97,9 @@ def cold_starts(emu: Emulator, n: int, progress: Callable[[str], None]) -> dict[
     }
 
 
-def warm_overhead(emu: Emulator, n: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def warm_overhead(
+    emu: Emulator, n: int, progress: Callable[[str], None], name: str = "echo"
+) -> dict[str, Any]:
     stub = Server(("127.0.0.1", 0), _Echo)
     threading.Thread(target=stub.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     try:
@@ -108,7 +109,7 @@ def warm_overhead(emu: Emulator, n: int, progress: Callable[[str], None]) -> dic
         )
 
         def emu_call() -> None:
-            response = via_emu.invoke(FunctionName="echo", Payload=PAYLOAD)
+            response = via_emu.invoke(FunctionName=name, Payload=PAYLOAD)
             if response["Payload"].read() != PAYLOAD:
                 raise SystemExit("the echo handler answered something else")
 
@@ -125,13 +126,13 @@ def warm_overhead(emu: Emulator, n: int, progress: Callable[[str], None]) -> dic
             emu_ms += timed(emu_call, 1)
             stub_ms += timed(stub_call, 1)
             if (i + 1) % 50 == 0:
-                progress(f"warm invokes {i + 1}/{n}")
+                progress(f"{name}: warm invokes {i + 1}/{n}")
         added = [e - s for e, s in zip(emu_ms, stub_ms, strict=True)]
         direct_ms = timed(lambda: json.loads(PAYLOAD), n)
     finally:
         stub.shutdown()
         stub.server_close()
-    warm = [r for r in emu.stats("echo").invocations if not r.cold][-n:]
+    warm = [r for r in emu.stats(name).invocations if not r.cold][-n:]
     return {
         "invokes": n,
         "emulator_round_trip_ms": {"p50": percentile(emu_ms, 50), "p99": percentile(emu_ms, 99)},
@@ -165,15 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         functions = [
             FunctionConfig("empty", code, "empty.handler", memory_mb=128),
             FunctionConfig("echo", code, "echo.handler", memory_mb=128),
+            FunctionConfig("echo-frozen", code, "echo.handler", memory_mb=128, freeze=True),
         ]
         with Emulator(functions, workdir=code / "work") as emu:
             result = {
                 "init": cold_starts(emu, args.cold_starts, progress),
                 "warm": warm_overhead(emu, args.invokes, progress),
+                "warm_frozen_between_invokes": warm_overhead(
+                    emu, args.invokes, progress, "echo-frozen"
+                ),
                 "machine": {"cpus": os.cpu_count(), "load_average_1m": round(load, 2)},
             }
     print(file=sys.stderr)
     init, warm = result["init"], result["warm"]
+    frozen = result["warm_frozen_between_invokes"]
     print(
         f"empty handler Init Duration: median {init['init_duration_ms_median']:.1f} ms "
         f"(p90 {init['init_duration_ms_p90']:.1f} ms) over {init['cold_starts']} cold starts; "
@@ -187,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  added by the emulator (paired differences) p50 {warm['added_ms']['p50']:.2f} ms  "
         f"p99 {warm['added_ms']['p99']:.2f} ms "
         f"(REPORT Duration p50 {warm['reported_duration_ms_p50']:.2f} ms)\n"
+        f"with the environment frozen between invokes: added p50 {frozen['added_ms']['p50']:.2f} ms"
+        f"  p99 {frozen['added_ms']['p99']:.2f} ms\n"
         f"machine: {os.cpu_count()} CPUs, load average {load:.1f} when the run started"
     )
     if args.out:

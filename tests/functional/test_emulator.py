@@ -337,3 +337,31 @@ def test_closing_mid_invoke_answers_the_caller_instead_of_hanging(
     assert error["errorMessage"].endswith("signal: killed")
     assert pid is not None and wait_until(lambda: pid_gone(pid), 5)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_frozen_environment_runs_nothing_between_invocations(
+    start_emulator: Start,
+    make_function: Make,
+    lambda_client_for: ClientFor,
+    tmp_path: Path,
+    freeze: bool,
+) -> None:
+    emu = start_emulator(make_function("ticker", freeze=freeze))
+    client = lambda_client_for(emu)
+    ticks = tmp_path / "ticks"
+    event = {"path": str(ticks), "hold": 0.2}
+
+    invoke(client, "ticker", event)
+    time.sleep(0.2)  # the runtime is back in /next by now
+    before = ticks.stat().st_size
+    time.sleep(0.5)
+    between = ticks.stat().st_size
+    invoke(client, "ticker", event)
+    after = ticks.stat().st_size
+
+    if freeze:
+        assert between == before  # the background thread was stopped with its environment
+    else:
+        assert between > before
+    assert after > between  # and it runs again during the next invocation

@@ -122,6 +122,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a directory whose content appears under the environment's /opt (repeatable, in order)",
     )
     parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="stop each environment between invocations, as Lambda freezes it "
+        "(background threads then make no progress until the next event)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="do not echo the functions' own log output"
     )
 
@@ -147,6 +153,7 @@ def parse_function(spec: str, args: argparse.Namespace) -> FunctionConfig:
         init_timeout_s=args.init_timeout,
         idle_timeout_s=args.idle_timeout,
         layers=tuple(args.layers),
+        freeze=args.freeze,
     )
 
 

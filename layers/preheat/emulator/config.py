@@ -42,6 +42,10 @@ class FunctionConfig:
     # later layers over earlier ones, as Lambda stacks layers.
     layers: tuple[Path, ...] = ()
     python: str = sys.executable
+    # Stop the environment's process group (SIGSTOP) between invocations, as Lambda freezes
+    # its sandboxes: work left running in background threads after INIT or a response
+    # waits for the next event instead of finishing unseen.
+    freeze: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -166,7 +166,7 @@ class Environment:
         return env
 
     def _spawn(self) -> Sandbox:
-        sb = Sandbox(self.host, self.log)
+        sb = Sandbox(self.host, self.log, freeze=self.fn.freeze)
         with self._lock:
             self.sandbox = sb
             killed = self.end_reason is not None

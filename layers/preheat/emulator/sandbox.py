@@ -26,8 +26,10 @@ _TICK_S = 0.5
 class Sandbox:
     """A runtime process's whole world: its Runtime API server, its state, its output pipe."""
 
-    def __init__(self, host: str, log: LogBuffer) -> None:
+    def __init__(self, host: str, log: LogBuffer, freeze: bool = False) -> None:
         self.cond = threading.Condition()
+        self.freeze = freeze
+        self.frozen = False
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.pipe: Pipe | None = None
@@ -114,6 +116,11 @@ class Sandbox:
                 pass
         return (self._peak_kb + 1023) // 1024
 
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
     def kill(self) -> None:
         with self.cond:
             self.closed = True
@@ -163,6 +170,9 @@ class Sandbox:
                 status = self.exit_status or "the environment was shut down"
                 stranded = True
             else:
+                if self.frozen:
+                    self._signal(signal.SIGCONT)
+                    self.frozen = False
                 self.pending = inv
                 self.cond.notify_all()
                 stranded = False
@@ -183,6 +193,11 @@ class Sandbox:
                 self.ready_at = time.perf_counter()
                 self.cond.notify_all()
             self.current = None
+            if self.pending is None and self.freeze:
+                # Lambda freezes an environment between invocations: nothing in it runs,
+                # background threads included, until the next event arrives.
+                self._signal(signal.SIGSTOP)
+                self.frozen = True
             while self.pending is None:
                 if self.closed:
                     return None
