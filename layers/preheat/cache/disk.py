@@ -91,6 +91,13 @@ def _stat_record(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
+def _no_link(path: Path) -> Path:
+    """`path`, with a symlink planted there removed: opening a lock file truncates its target."""
+    if path.is_symlink():
+        path.unlink()
+    return path
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}")
     tmp.write_bytes(data)
@@ -110,6 +117,14 @@ class DiskCache:
             raise ConfigurationError(
                 c.ENV_CACHE_DIR, str(root), f"use a writable directory ({exc.strerror})"
             ) from None
+        for sub in ("versions", "meta", "locks", "tmp", "trash"):
+            # A planted link would send every write (and the served model) outside the cache.
+            if (root / sub).is_symlink():
+                raise ConfigurationError(
+                    c.ENV_CACHE_DIR,
+                    str(root),
+                    f"{sub}/ inside it is a symlink; remove it or use another directory",
+                )
 
     # ------------------------------------------------------------------ paths
 
@@ -120,7 +135,7 @@ class DiskCache:
         return self.root / "meta" / f"{key}.json"
 
     def _lockfile(self, key: str, kind: str) -> Path:
-        return self.root / "locks" / f"{key}.{kind}"
+        return _no_link(self.root / "locks" / f"{key}.{kind}")
 
     # ------------------------------------------------------------------ holding
 
@@ -160,6 +175,12 @@ class DiskCache:
     def lookup(self, key: str) -> Hit | None:
         """The version if it is on disk, with the files failing the cheap check in `bad`."""
         directory = self.directory(key)
+        if directory.is_symlink():
+            # Only a directory this cache wrote is served, never one a link points at.
+            log.warning("discarding %s from the disk cache: it is a symlink", key)
+            with contextlib.suppress(FileNotFoundError):
+                directory.unlink()
+            return None
         if not (directory / c.MANIFEST_NAME).is_file():
             return None
         try:
@@ -361,7 +382,7 @@ class DiskCache:
 
     @contextlib.contextmanager
     def _global(self) -> Iterator[None]:
-        with FileLock(self.root / "locks" / "cache.lock", timeout=LOCK_TIMEOUT_S):
+        with FileLock(_no_link(self.root / "locks" / "cache.lock"), timeout=LOCK_TIMEOUT_S):
             yield
 
     def _to_trash(self, path: Path) -> None:
