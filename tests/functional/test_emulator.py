@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
 
 Start = Callable[..., Emulator]
 Make = Callable[..., FunctionConfig]
@@ -365,3 +365,23 @@ def test_a_frozen_environment_runs_nothing_between_invocations(
     else:
         assert between > before
     assert after > between  # and it runs again during the next invocation
+
+
+def test_invocations_are_reported_to_an_observer_whose_failures_do_not_matter(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    seen: list[InvocationRecord] = []
+
+    def observe(record: InvocationRecord) -> None:
+        seen.append(record)
+        raise BrokenPipeError("stdout went away")
+
+    emu = start_emulator(make_function("echo"), on_invocation=observe)
+    client = lambda_client_for(emu)
+
+    first, _ = invoke(client, "echo")
+    second, _ = invoke(client, "echo")
+
+    assert first["StatusCode"] == second["StatusCode"] == 200
+    assert [r.cold for r in seen] == [True, False]
+    assert seen == list(emu.stats("echo").invocations)

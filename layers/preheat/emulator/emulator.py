@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -291,7 +292,9 @@ class Emulator:
 
     def _notify(self, record: InvocationRecord) -> None:
         if self._on_invocation is not None:
-            self._on_invocation(record)
+            # An observer's failure (a closed stdout, say) must not fail the invocation.
+            with contextlib.suppress(Exception):
+                self._on_invocation(record)
 
     def _acquire(self, fn: FunctionConfig) -> Environment:
         retired: list[Environment] = []

@@ -70,11 +70,18 @@ class InvokeHandler(Handler):
                 client_context=_client_context(self.headers.get("X-Amz-Client-Context")),
             )
         except ApiError as exc:
-            headers = exc.headers()
-            headers["x-amzn-RequestId"] = str(uuid.uuid4())
-            self.respond(exc.status, exc.body(), headers)
+            self._fail(exc)
+            return
+        except Exception as exc:
+            # A bug of the emulator's must still give the caller an answer, in AWS's shape.
+            self._fail(ApiError(500, "ServiceException", f"{type(exc).__name__}: {exc}"))
             return
         self.respond(result.status, result.body, result.headers())
+
+    def _fail(self, exc: ApiError) -> None:
+        headers = exc.headers()
+        headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        self.respond(exc.status, exc.body(), headers)
 
     def _unknown(self) -> None:
         self.read_body(0)
