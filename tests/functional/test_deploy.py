@@ -153,6 +153,14 @@ def test_deploy_end_to_end_then_new_version_then_nothing(
     blob_bytes = sum(b.zip.size for b in plan1.desired.blobs)
     assert done1.uploaded_bytes == manifest.total_bytes + blob_bytes
     assert done1.skipped_bytes == 0
+    # The model layer holds the artifact where the read-only tier looks for the deployed URI,
+    # with the very manifest that was pushed.
+    model_layer = next(b for b in plan1.desired.blobs if b.label == "model layer")
+    inside = f"preheat/models/dense/{plan1.desired.version}/manifest.json"
+    with zipfile.ZipFile(model_layer.zip.path) as zf:
+        layered = mf.loads(zf.read(inside))
+    pushed = mf.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    assert layered == pushed
     enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
     assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 

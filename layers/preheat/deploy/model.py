@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -163,6 +165,31 @@ def _artifact(request: DeployRequest, stages: Stages, work: Path, say: Say) -> P
     )
 
 
+def _as_deployed(
+    artifact: Path, manifest: mf.Manifest, name: str, version: str, work: Path
+) -> Path:
+    """The artifact under the name and version it is deployed as.
+
+    The model layer puts an artifact at `<root>/NAME/VERSION` from its manifest, and the
+    read-only tier looks there for the deployed URI's name and version, so they must agree.
+    Files are hard-linked where the file system allows, else copied.
+    """
+    if manifest.name == name and manifest.version == version:
+        return artifact
+    target = work / f"artifact-{name}-{version}"
+    if target.exists():
+        shutil.rmtree(target)
+    for entry in manifest.files:
+        dest = target / entry.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(artifact / entry.path, dest)
+        except OSError:
+            shutil.copy2(artifact / entry.path, dest)
+    manifest.with_(name=name, version=version).write(target)
+    return target
+
+
 def build(
     request: DeployRequest,
     *,
@@ -182,6 +209,8 @@ def build(
         # Fail before building anything when the model alone cannot fit.
         _check_layer_limit(request.name, model_bytes, 0)
     version = request.version or f"c{mf.fingerprint(manifest.files)[:12]}"
+    artifact = _as_deployed(artifact, manifest, request.name, version, work)
+    manifest = mf.read(artifact)
     uri = model_uri(request.bucket, request.prefix, request.name, version)
     ephemeral = ephemeral_mb(model_bytes, request.model_layer)
 
