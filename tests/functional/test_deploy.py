@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from preheat import constants as c
 from preheat.artifact import manifest as mf
 from preheat.deploy import Clients, DeployRequest, DeployResult, Waiting, deploy
 from preheat.local.s3 import S3Server
@@ -25,7 +26,7 @@ from preheat.local.s3 import S3Server
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
 REGION = "us-east-1"
-CHUNK = mf.c.MIN_CHUNK_SIZE
+CHUNK = c.MIN_CHUNK_SIZE
 SIGNATURE = mf.Signature(
     key="serving_default",
     inputs=(mf.TensorSpec("x", "float32", (None, 4)),),
@@ -35,7 +36,8 @@ FAST = Waiting(timeout_s=30, interval_s=0.05)
 
 
 def _client(server: S3Server, service: str) -> Any:
-    return boto3.client(
+    session: Any = boto3.session.Session()
+    return session.client(
         service,
         endpoint_url=server.endpoint_url,
         region_name=REGION,
@@ -145,7 +147,7 @@ def test_deploy_end_to_end_then_new_version_then_nothing(
     for blob in plan1.desired.blobs:
         assert blob.key in keys
     manifest = plan1.desired.manifest
-    chunk_keys = {f"preheat/blobs/sha256/{c.sha256}" for f in manifest.files for c in f.chunks}
+    chunk_keys = {f"preheat/blobs/sha256/{ch.sha256}" for f in manifest.files for ch in f.chunks}
     assert chunk_keys <= keys
     manifest_key = plan1.desired.model_uri.removeprefix(f"s3://{bucket}/") + "/manifest.json"
     assert manifest_key in keys
@@ -218,11 +220,13 @@ def test_deploy_end_to_end_then_new_version_then_nothing(
     assert second.done is not None
     plan2, done2 = second.plan, second.done
     assert plan2.desired.version != plan1.desired.version
-    changed = [c for f in plan2.desired.manifest.files if f.path == "labels.txt" for c in f.chunks]
+    changed = [
+        ch for f in plan2.desired.manifest.files if f.path == "labels.txt" for ch in f.chunks
+    ]
     assert done2.chunks_uploaded == len(changed)
     model_layer = next(b for b in plan2.desired.blobs if b.label == "model layer")
     assert [b.key for b in plan2.uploads] == [model_layer.key]
-    assert done2.uploaded_bytes == sum(c.size for c in changed) + model_layer.zip.size
+    assert done2.uploaded_bytes == sum(ch.size for ch in changed) + model_layer.zip.size
     assert done2.skipped_bytes == (
         manifest.total_bytes - 2 * CHUNK + sum(b.zip.size for b in plan2.present)
     )

@@ -45,9 +45,9 @@ def render(value: Any) -> str:
     if isinstance(value, dict):
         if "Fn::Sub" in value:
             sub = value["Fn::Sub"]
-            return sub if isinstance(sub, str) else sub[0]
+            return str(sub if isinstance(sub, str) else sub[0])
         if "Ref" in value:
-            return "${" + value["Ref"] + "}"
+            return "${" + str(value["Ref"]) + "}"
         if "Fn::GetAtt" in value:
             return "${" + ".".join(value["Fn::GetAtt"]) + "}"
     return json.dumps(value)
