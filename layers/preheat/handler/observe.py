@@ -48,6 +48,9 @@ class Observability:
             value = report.get(key)
             if isinstance(value, int | float):
                 self.metrics.add_metric(metric, MetricUnit.Milliseconds, round(value * 1000, 3))
+        if report.get("stale"):
+            # S3 failed and PREHEAT_ALLOW_STALE served an older version: worth an alarm.
+            self.metrics.add_metric("InitStaleVersion", MetricUnit.Count, 1)
         for tier, count in (report.get("bytes_by_tier") or {}).items():
             if isinstance(count, int) and count:
                 self.metrics.add_metric(f"InitBytes_{tier}", MetricUnit.Bytes, count)
