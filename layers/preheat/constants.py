@@ -29,6 +29,9 @@ DEFAULT_CACHE_FREE_FRACTION: Final = 0.8
 DEFAULT_FETCH_CONCURRENCY: Final = 16
 DEFAULT_FETCH_RETRIES: Final = 4
 DEFAULT_FETCH_TIMEOUT_S: Final = 5.0
+# A fetch that has completed no chunk for this long stops retrying and fails with a
+# FetchError, so that a stalled S3 is reported before Lambda's 10 s INIT limit cuts it off.
+FETCH_STALL_LIMIT_S: Final = 8.0
 DEFAULT_WARM_HOLD_CAP_MS: Final = 2_000
 
 # Artifact format (see artifact/manifest.py).

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from preheat.cache.retry import Retryable
-from preheat.cache.s3 import _classify, _Missing, _OrderedHash, blob_key
+from preheat.cache.s3 import StallWatch, _classify, _Missing, _OrderedHash, blob_key
 
 
 def test_whole_file_hash_is_right_whatever_order_chunks_arrive_in() -> None:
@@ -70,3 +70,22 @@ def test_errors_are_classified_for_retrying() -> None:
 def test_blob_keys_sit_under_the_prefix() -> None:
     assert blob_key("team/ml", "ab" * 32) == f"team/ml/blobs/sha256/{'ab' * 32}"
     assert blob_key("", "ab" * 32) == f"blobs/sha256/{'ab' * 32}"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_stall_watch_allows_retries_only_while_there_is_time_before_the_limit() -> None:
+    clock = FakeClock()
+    watch = StallWatch(attempt_s=5.0, limit_s=8.0, clock=clock)
+    assert watch.give_up(0.1) is None  # a retry now ends at 5.1 s idle
+    clock.now += 3.0
+    reason = watch.give_up(0.1)  # it would end at 8.1 s without progress
+    assert reason is not None and "no progress for 3.0 s" in reason
+    watch.progress()  # a chunk arrived: retrying is worth it again
+    assert watch.give_up(0.1) is None

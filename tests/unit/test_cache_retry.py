@@ -58,3 +58,22 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(PermissionError):
         with_retries(broken, 5, sleep=lambda _: None)
     assert len(calls) == 1
+
+
+def test_give_up_stops_retrying_with_its_reason_added_to_the_cause() -> None:
+    calls: list[int] = []
+    asked: list[float] = []
+
+    def always() -> None:
+        calls.append(1)
+        raise Retryable("read timeout")
+
+    def give_up(delay: float) -> str | None:
+        asked.append(delay)
+        return "stalled" if len(calls) >= 2 else None
+
+    with pytest.raises(GaveUp) as info:
+        with_retries(always, 10, sleep=lambda _: None, rng=lambda: 1.0, give_up=give_up)
+    assert len(calls) == 2 and info.value.attempts == 2
+    assert info.value.cause == "read timeout; stalled"
+    assert asked[0] == backoff_delay(0, rng=lambda: 1.0)

@@ -17,8 +17,9 @@ _clients: dict[tuple[int, float], S3Client] = {}
 def make_client(settings: Settings) -> S3Client:
     """A new S3 client: a connection per fetch thread and the settings' timeouts.
 
-    boto3 keeps its own retries for throttling (standard mode, 2 attempts) beneath
-    preheat's per-chunk retries, so a chunk gets at most 2 x (fetch_retries + 1) requests.
+    boto3 makes one attempt per request: preheat retries each chunk itself (with backoff,
+    and stopping when the fetch stalls), so every request is counted against
+    fetch_retries and a stalled read costs one fetch_timeout_s, not three.
     The endpoint comes from AWS_ENDPOINT_URL_S3 when it is set, as boto3 reads it.
     """
     import boto3
@@ -28,7 +29,7 @@ def make_client(settings: Settings) -> S3Client:
         max_pool_connections=max(10, settings.fetch_concurrency + 2),
         connect_timeout=settings.fetch_timeout_s,
         read_timeout=settings.fetch_timeout_s,
-        retries={"max_attempts": 2, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
         tcp_keepalive=True,
     )
     return boto3.session.Session().client("s3", config=config)

@@ -87,7 +87,9 @@ def resolve(
     if parsed.alias is not None:
         client = client or default_client(settings)
         try:
-            version = s3tier.read_alias(client, parsed, settings.fetch_retries)
+            version = s3tier.read_alias(
+                client, parsed, settings.fetch_retries, settings.fetch_timeout_s
+            )
         except FetchError as exc:
             stale = _stale(parsed, settings, exc)
             if stale is None:
@@ -125,7 +127,9 @@ def resolve(
                 hit.directory, hit.manifest, "s3", version_uri, {"disk": on_disk, "s3": fetched}
             )
         try:
-            manifest = s3tier.read_manifest(client, parsed, settings.fetch_retries)
+            manifest = s3tier.read_manifest(
+                client, parsed, settings.fetch_retries, settings.fetch_timeout_s
+            )
             directory = _fetch_version(cache, key, manifest, parsed, settings, client)
         except FetchError as exc:
             stale = _stale(parsed, settings, exc, exclude=key)
@@ -161,6 +165,7 @@ def _fetch_version(
             dest=tmp,
             concurrency=settings.fetch_concurrency,
             retries=settings.fetch_retries,
+            attempt_s=settings.fetch_timeout_s,
         )
         return cache.commit(tmp, key, manifest, source_of(uri))
     except OSError as exc:
@@ -200,6 +205,7 @@ def _repair(cache: DiskCache, hit: Hit, uri: ModelURI, settings: Settings, clien
             dest=tmp,
             concurrency=settings.fetch_concurrency,
             retries=settings.fetch_retries,
+            attempt_s=settings.fetch_timeout_s,
         )
         cache.replace_files(hit.key, tmp, hit.manifest, [f.path for f in hit.bad])
     except BaseException:

@@ -41,14 +41,24 @@ def with_retries(
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
+    give_up: Callable[[float], str | None] | None = None,
 ) -> T:
-    """Call `attempt_fn` up to retries + 1 times while it raises Retryable; else GaveUp."""
+    """Call `attempt_fn` up to retries + 1 times while it raises Retryable; else GaveUp.
+
+    `give_up(delay)`, asked before each retry, may return a reason to stop retrying now
+    (e.g. the retry would end past a deadline); it is added to the last cause.
+    """
     last = ""
     for attempt in range(retries + 1):
         try:
             return attempt_fn()
         except Retryable as exc:
             last = exc.cause
-            if attempt < retries:
-                sleep(backoff_delay(attempt, rng))
+            if attempt == retries:
+                break
+            delay = backoff_delay(attempt, rng)
+            reason = give_up(delay) if give_up is not None else None
+            if reason:
+                raise GaveUp(f"{last}; {reason}", attempt + 1) from None
+            sleep(delay)
     raise GaveUp(last, retries + 1)

@@ -11,12 +11,14 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from preheat import constants as c
 from preheat.artifact import manifest as mf
 from preheat.cache.retry import GaveUp, Retryable, with_retries
 from preheat.exceptions import (
@@ -80,11 +82,52 @@ def get_object_bytes(client: S3Client, bucket: str, key: str) -> bytes:
         raise mapped from exc
 
 
-def read_small(client: S3Client, bucket: str, key: str, retries: int, what: str) -> bytes:
+class StallWatch:
+    """When a fetch last made progress; a retry that would end past the stall limit is not made.
+
+    Retries help against a failure here and there while chunks keep arriving; when nothing
+    has arrived for FETCH_STALL_LIMIT_S, S3 is down or stalled, and failing now (with a
+    message) beats being cut off by Lambda's INIT limit (without one).
+    """
+
+    def __init__(
+        self,
+        attempt_s: float,
+        limit_s: float = c.FETCH_STALL_LIMIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._attempt_s = attempt_s
+        self._limit_s = limit_s
+        self._clock = clock
+        self._last = clock()
+
+    def progress(self) -> None:
+        self._last = self._clock()
+
+    def give_up(self, delay: float) -> str | None:
+        idle = self._clock() - self._last
+        if idle + delay + self._attempt_s > self._limit_s:
+            return (
+                f"no progress for {idle:.1f} s, and a retry could take {self._attempt_s:g} s more"
+            )
+        return None
+
+
+def read_small(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    retries: int,
+    what: str,
+    attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S,
+) -> bytes:
     """A small object (manifest, alias) with retries; ArtifactNotFound or FetchError."""
     uri = f"s3://{bucket}/{key}"
+    watch = StallWatch(attempt_s)
     try:
-        return with_retries(lambda: get_object_bytes(client, bucket, key), retries)
+        return with_retries(
+            lambda: get_object_bytes(client, bucket, key), retries, give_up=watch.give_up
+        )
     except _Missing:
         raise ArtifactNotFound(what, f"{uri} does not exist") from None
     except GaveUp as exc:
@@ -93,9 +136,11 @@ def read_small(client: S3Client, bucket: str, key: str, retries: int, what: str)
         raise FetchError(uri, f"{type(exc).__name__}: {exc}", 1) from exc
 
 
-def read_manifest(client: S3Client, uri: ModelURI, retries: int) -> mf.Manifest:
+def read_manifest(
+    client: S3Client, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
+) -> mf.Manifest:
     assert uri.bucket is not None
-    data = read_small(client, uri.bucket, uri.manifest_key, retries, str(uri))
+    data = read_small(client, uri.bucket, uri.manifest_key, retries, str(uri), attempt_s)
     manifest = mf.loads(data)
     if manifest.name != uri.name or manifest.version != uri.version:
         raise ManifestError(
@@ -105,9 +150,11 @@ def read_manifest(client: S3Client, uri: ModelURI, retries: int) -> mf.Manifest:
     return manifest
 
 
-def read_alias(client: S3Client, uri: ModelURI, retries: int) -> str:
+def read_alias(
+    client: S3Client, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
+) -> str:
     assert uri.bucket is not None
-    data = read_small(client, uri.bucket, uri.alias_key, retries, str(uri))
+    data = read_small(client, uri.bucket, uri.alias_key, retries, str(uri), attempt_s)
     return check_name("model version", data.decode("utf-8", "replace").strip())
 
 
@@ -192,10 +239,16 @@ def fetch_files(
     dest: Path,
     concurrency: int,
     retries: int,
+    attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S,
     on_bytes: Callable[[int], None] | None = None,
 ) -> int:
-    """Fetch `files` into `dest` (each renamed into place once verified); bytes fetched."""
+    """Fetch `files` into `dest` (each renamed into place once verified); bytes fetched.
+
+    `attempt_s` is what one request may take at worst (the read timeout): a chunk is not
+    retried if that would run past the stall limit (see StallWatch).
+    """
     jobs: list[_FileJob] = []
+    watch = StallWatch(attempt_s)
     stop = threading.Event()
     counted = 0
     count_lock = threading.Lock()
@@ -215,11 +268,12 @@ def fetch_files(
                 mismatch.append(actual)
                 raise Retryable(f"sha256 mismatch ({len(data)} bytes)")
             mismatch.clear()
+            watch.progress()
             return data
 
         what = f"{job.entry.path} chunk {index + 1}/{len(job.entry.chunks)} (s3://{bucket}/{key})"
         try:
-            data = with_retries(attempt, retries)
+            data = with_retries(attempt, retries, give_up=watch.give_up)
         except _Missing:
             raise ArtifactNotFound(
                 f"s3://{bucket}/{key}",
