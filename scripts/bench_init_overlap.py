@@ -2,10 +2,13 @@
 against the same steps one after the other (PREHEAT_PREFETCH=0).
 
 Each cold start is a fresh process with an empty disk tier, fetching a ~200 MB SavedModel
-(Keras ResNet50, random weights) from an embedded S3. Runs alternate between the two modes
-so that any drift in machine load hits both alike; medians and their ratio are reported.
+(Keras ResNet50, random weights) from an embedded S3 (moto, in a process of its own). With
+`--network lambda` (root) S3 sits behind a bandwidth cap like a Lambda function's, so the
+fetch costs network time as it does on AWS; `loopback` leaves it uncapped. Runs alternate
+between the two modes so that any drift in machine load hits both alike; medians and their
+ratio are reported.
 
-    .venv/bin/python scripts/bench_init_overlap.py --reps 5
+    .venv/bin/python scripts/bench_init_overlap.py --reps 5 --network lambda
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import shutil
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from preheat.bench.network import NetworkSetupError, ShapedNetwork
+from preheat.bench.s3 import S3Process
 from preheat.handler import coldstart
-from preheat.local.s3 import S3Server
 from preheat.push import push
 from preheat.samples import KINDS, make_sample_model
 
@@ -35,6 +40,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="resnet50", choices=tuple(KINDS), help="sample model")
     p.add_argument("--workdir", type=Path, default=Path(".preheat/bench"), help="model + tiers")
     p.add_argument(
+        "--network",
+        choices=("loopback", "lambda"),
+        default="lambda",
+        help="lambda: S3 behind a bandwidth cap in a network namespace (root); default lambda",
+    )
+    p.add_argument("--mbit", type=float, default=600.0, help="the cap for --network lambda")
+    p.add_argument(
         "--out", type=Path, default=Path("bench-results/init_overlap.json"), help="JSON result"
     )
     args = p.parse_args(argv)
@@ -43,7 +55,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _cold_start(server: S3Server, uri: str, cache_dir: Path, prefetch: str) -> dict[str, Any]:
+def _cold_start(server: S3Process, uri: str, cache_dir: Path, prefetch: str) -> dict[str, Any]:
     shutil.rmtree(cache_dir, ignore_errors=True)
     env = {
         **os.environ,
@@ -75,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sample model {args.model} …", file=sys.stderr, flush=True)
     model_dir = make_sample_model(args.model, workdir / "models" / args.model)
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
-    with S3Server() as server:
+    network = args.network
+    with ExitStack() as stack:
+        shaped = None
+        if network == "lambda":
+            try:
+                shaped = stack.enter_context(ShapedNetwork(args.mbit))
+            except NetworkSetupError as exc:
+                print(f"running unshaped (loopback): {exc}", file=sys.stderr, flush=True)
+                network = "loopback"
+        server = stack.enter_context(S3Process(shaped))
         client = server.client()
         client.create_bucket(Bucket="bench")
         pushed = push(
@@ -108,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "model_bytes": size,
         "reps": args.reps,
+        "network": network,
+        "mbit": args.mbit if network == "lambda" else None,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -119,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 
+    where = f"S3 capped at {args.mbit:g} Mbit/s" if network == "lambda" else "S3 on loopback"
     print(
-        f"\nINIT of the inference function, {args.model} ({size / 1e6:.0f} MB), medians of {args.reps}"
+        f"\nINIT of the inference function, {args.model} ({size / 1e6:.0f} MB), {where}, "
+        f"medians of {args.reps}"
     )
     print(f"{'phase (s)':<20}{'overlap':>10}{'serial':>10}")
     for key in (*PHASES, "init_s", "process_s"):
