@@ -135,5 +135,5 @@ def test_from_npz_refuses_missing_and_unreadable_files(tmp_path: Path) -> None:
         samples.from_npz(tmp_path / "absent.npz", SIG)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(ConfigurationError, match="readable .npz"):
+    with pytest.raises(ConfigurationError, match=r"readable \.npz"):
         samples.from_npz(junk, SIG)
