@@ -38,6 +38,7 @@ def outcome(dense_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -
             cold_starts=1,
             warm_requests=3,
             samples=2,
+            burst=2,
             out=out,
         )
     )
@@ -77,6 +78,18 @@ def test_parity_is_exact_for_both_on_the_same_inputs(outcome: dict) -> None:  # 
         # The first request and three warm ones, cycling through two distinct inputs.
         assert p["samples"] == 4
         assert p["max_abs_error"] == 0.0 and p["bit_identical"], s["name"]
+
+
+def test_burst_cold_starts_distinct_environments_at_once(outcome: dict) -> None:  # type: ignore[type-arg]
+    bursts = {b["strategy"]: b for b in outcome["doc"]["bursts"]}
+    assert set(bursts) == {"baseline", "preheat-tf"}
+    for b in bursts.values():
+        envs = b["environments"]
+        assert b["size"] == 2 and b["summary"]["distinct_environments"] == 2
+        assert all(e["error"] is None and e["init_ms"] > 0 for e in envs)
+        # Each answer came after the common release, so none took longer than the last one.
+        assert b["all_answered_ms"] >= max(e["first_response_ms"] for e in envs)
+    assert bursts["baseline"]["summary"]["speedup_vs_baseline"] == 1.0
 
 
 def test_results_are_written_and_nothing_is_left_running(outcome: dict) -> None:  # type: ignore[type-arg]

@@ -140,3 +140,11 @@ def test_worst_parity_lets_no_bad_environment_hide() -> None:
         1e-3, 2e-2, 0.75, False, 8,
     )  # fmt: skip
     assert worst_parity([]) is None
+
+
+def test_table_warns_when_the_model_answers_a_constant() -> None:
+    result = _result()
+    result.model["constant_outputs"] = True
+    assert "cannot tell strategies apart" in table(result_dict(result))
+    result.model["constant_outputs"] = False
+    assert "cannot tell" not in table(result_dict(result))

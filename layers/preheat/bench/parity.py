@@ -80,3 +80,13 @@ def compare(reference: Sequence[Outputs], candidate: Sequence[Outputs]) -> Parit
         bit_identical=bool(report["bit_identical"]),
         samples=len(reference),
     )
+
+
+def constant_outputs(reference: Sequence[Outputs]) -> bool:
+    """True when every numeric output holds one value repeated, for every input.
+
+    Some random-weight models collapse to that (e.g. a uniform softmax); then any candidate
+    that also answers the constant matches bit for bit, and parity says nothing.
+    """
+    arrays = [a for outputs in reference for a in outputs.values() if a.dtype.kind in "biuf"]
+    return bool(arrays) and all(a.size == 0 or bool(np.all(a == a.flat[0])) for a in arrays)

@@ -434,6 +434,10 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         inputs = parity.request_inputs(manifest.signature, opts.samples, opts.seed)
         say("computing the source model's outputs for the parity check")
         expected = reference.compute(source, inputs)
+        constant = parity.constant_outputs(expected)
+        if constant:
+            say("note: the source model gives every input the same constant outputs; "
+                "parity cannot tell strategies apart on it")  # fmt: skip
 
         configs, fnames = _configs(plans, opts.cold_starts, opts.burst, opts.memory_mb)
         bursts: list[Burst] = []
@@ -481,6 +485,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             "files": len(manifest.files),
             "fingerprint": manifest.source.get("fingerprint"),
             "signature": manifest.signature.key,
+            "constant_outputs": constant,
         },
         network=net_info,
         settings={

@@ -163,81 +163,87 @@ class PreheatTF(Strategy):
                           prime=self.disk)  # fmt: skip
 
 
+_LITERT_NEEDS = (
+    ("preheat.slim.convert", "preheat slim (LiteRT conversion)"),
+    ("preheat.layer.runtime", "preheat layer (the LiteRT runtime layer)"),
+    ("ai_edge_litert", "the LiteRT interpreter (pip install 'preheat[litert]')"),
+)
+
+
 class PreheatLiteRT(Strategy):
-    """The model converted by `preheat slim` to LiteRT at one precision, fetched from S3."""
+    """The model converted by `preheat slim` to LiteRT at one precision, fetched from S3.
+
+    Deployed as Lambda runs it: a zip function on the LiteRT runtime layer, in a stand-in
+    for the managed runtime (see managed.py) that sees its layers and what Lambda provides,
+    never this machine's site-packages (so no TensorFlow).
+    """
 
     def __init__(self, precision: str) -> None:
         self.precision = precision
         self.name = f"preheat-litert-{precision}"
-        self.description = f"preheat slim to LiteRT {precision}, fetched from S3"
+        self.description = f"LiteRT {precision} artifact fetched from S3, LiteRT runtime layer"
 
     def unavailable(self) -> str | None:
-        return _missing("preheat.slim.convert", "preheat slim (LiteRT conversion)") or _missing(
-            "ai_edge_litert", "the LiteRT interpreter (pip install 'preheat[litert]')"
-        )
+        return next((r for m, w in _LITERT_NEEDS if (r := _missing(m, w))), None)
 
-    def prepare(self, ctx: Context) -> Deployment:
+    def artifact(self, ctx: Context) -> tuple[Path, Mapping[str, Any] | None, str, int]:
         artifact, parity = ctx.once(f"slim-{self.precision}", lambda: slim(ctx, self.precision))
         uri, size = ctx.once(
             f"push-{self.precision}",
             lambda: push_artifact(ctx, artifact, f"{ctx.name}-litert-{self.precision}"),
         )
-        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
-        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
-                          artifact_parity=parity)  # fmt: skip
-
-
-class PreheatLayer(Strategy):
-    """Runtime and model baked into layers (LiteRT fp16): nothing fetched at INIT.
-
-    The function runs in a stand-in for Lambda's managed runtime (see managed.py): it sees
-    its layers and what Lambda provides, not this machine's site-packages.
-    """
-
-    name = "preheat-layer"
-    description = "LiteRT fp16 model and LiteRT runtime in Lambda layers, no S3"
-    precision = "fp16"
-
-    def unavailable(self) -> str | None:
-        return (
-            _missing("preheat.slim.convert", "preheat slim")
-            or _missing("preheat.layer.runtime", "preheat layer")
-            or _missing("ai_edge_litert", "the LiteRT interpreter (pip install 'preheat[litert]')")
-        )
+        return artifact, parity, uri, size
 
     def prepare(self, ctx: Context) -> Deployment:
-        from preheat.bench.managed import interpreter
-        from preheat.layer import build_model_layer, build_runtime_layer
-        from preheat.layer.runtime import default_python
-        from preheat.layer.zipsafe import extract
-
-        artifact, parity = ctx.once(f"slim-{self.precision}", lambda: slim(ctx, self.precision))
-        uri, size = ctx.once(
-            f"push-{self.precision}",
-            lambda: push_artifact(ctx, artifact, f"{ctx.name}-litert-{self.precision}"),
-        )
-        zips = ctx.workdir / "layer-zips"
-        ctx.progress("building the LiteRT runtime layer (cached after the first build)")
-        python = default_python("litert")
-        runtime = build_runtime_layer("litert", zips, python=python, progress=ctx.progress)
-        model = build_model_layer(artifact, zips)
-        dirs = []
-        for layer in (runtime, model):
-            target = ctx.workdir / "layers" / layer.kind
-            extract(layer.zip_path, target)
-            dirs.append(target)
-        # The model is found in the read-only tier under /opt; the S3 URI names the version
-        # (and stays the fallback), as a deployed function would be configured.
+        _, parity, uri, size = self.artifact(ctx)
+        runtime_dir, python = ctx.once("litert-runtime", lambda: litert_runtime(ctx))
         env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
-        return Deployment(
-            inference_code(ctx),
-            INFERENCE_HANDLER,
-            env,
-            layers=tuple(dirs),
-            artifact_bytes=size,
-            artifact_parity=parity,
-            python=str(interpreter(ctx.workdir, python)),
-        )
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, layers=(runtime_dir,),
+                          artifact_bytes=size, artifact_parity=parity, python=python)  # fmt: skip
+
+
+class PreheatLayer(PreheatLiteRT):
+    """The LiteRT fp16 model baked into a model layer beside the runtime layer: no S3 at INIT."""
+
+    def __init__(self) -> None:
+        super().__init__("fp16")
+        self.name = "preheat-layer"
+        self.description = "LiteRT fp16 model in a model layer, LiteRT runtime layer, no S3"
+
+    def prepare(self, ctx: Context) -> Deployment:
+        from preheat.layer import build_model_layer
+
+        artifact, parity, uri, size = self.artifact(ctx)
+        runtime_dir, python = ctx.once("litert-runtime", lambda: litert_runtime(ctx))
+        model = build_model_layer(artifact, ctx.workdir / "layer-zips")
+        model_dir = _unzip(model.zip_path, ctx.workdir / "layers" / "model")
+        # The read-only tier finds the version under /opt; the S3 URI names it (and stays
+        # the fallback), as a deployed function is configured.
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env,
+                          layers=(runtime_dir, model_dir), artifact_bytes=size,
+                          artifact_parity=parity, python=python)  # fmt: skip
+
+
+def _unzip(zip_path: Path, target: Path) -> Path:
+    from preheat.layer.zipsafe import extract
+
+    extract(zip_path, target)
+    return target
+
+
+def litert_runtime(ctx: Context) -> tuple[Path, str]:
+    """The LiteRT runtime layer, unpacked, and an interpreter of the Python it targets."""
+    from preheat.bench.managed import interpreter
+    from preheat.layer import build_runtime_layer
+    from preheat.layer.runtime import default_python
+
+    python = default_python("litert")
+    ctx.progress(f"building the LiteRT runtime layer for Python {python}")
+    layer = build_runtime_layer("litert", ctx.workdir / "layer-zips", python=python,
+                                progress=ctx.progress)  # fmt: skip
+    runtime_dir = _unzip(layer.zip_path, ctx.workdir / "layers" / "runtime")
+    return runtime_dir, str(interpreter(ctx.workdir, python))
 
 
 def slim(ctx: Context, precision: str) -> tuple[Path, Mapping[str, Any] | None]:

@@ -209,6 +209,11 @@ def table(doc: Mapping[str, Any]) -> str:
     ]
     if missing:
         lines += ["not measured:", *missing]
+    if doc["model"].get("constant_outputs"):
+        lines.append(
+            "note: the model answers every input with the same constant outputs (random "
+            "weights), so parity here cannot tell strategies apart"
+        )
     if doc["bursts"]:
         bheader = ["burst", "environments", "all answered", "speedup", "INIT median / max"]
         brows = []
