@@ -32,7 +32,9 @@ def test_identical_outputs_are_exact_and_differences_are_measured() -> None:
     off = [{"probs": np.array([[0.1, 0.3, 0.6]], dtype=np.float32)}]
     q = compare(ref, off)
     assert not q.bit_identical and q.top1_agreement == 0.0
-    assert q.max_abs_error == float(np.float32(0.7)) - float(np.float32(0.3))
+    diff = np.abs(ref[0]["probs"].astype(np.float64) - off[0]["probs"].astype(np.float64))
+    assert q.max_abs_error == diff.max()
+    assert q.max_rel_error == diff.max() / float(np.float32(0.7))
 
 
 def test_constant_outputs_are_detected() -> None:
