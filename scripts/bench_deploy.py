@@ -26,7 +26,12 @@ REGION = "us-east-1"
 
 
 def export_models(work: Path, layer: str, seed: int) -> tuple[Path, Path]:
-    """v1: ResNet50 as the sample builder makes it; v2: the same with one layer's weights changed."""
+    """v1: ResNet50 from the sample builder, every weight nudged; v2: v1 with one layer changed.
+
+    Freshly initialised weights hold many identical tensors (zero biases, unit gammas) that the
+    LiteRT converter stores once; changing one of them inserts a buffer and shifts every byte
+    after it. A trained model has no such twins, so v1 is nudged to look like one.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
@@ -37,12 +42,16 @@ def export_models(work: Path, layer: str, seed: int) -> tuple[Path, Path]:
     keras.utils.set_random_seed(seed)
     tf.random.set_seed(seed)
     model = KINDS["resnet50"][0](keras)
+    rng = np.random.default_rng(seed)
+    for each in model.layers:
+        weights = each.get_weights()
+        if weights:
+            each.set_weights([w + rng.normal(0, 1e-3, w.shape).astype(w.dtype) for w in weights])
     if not (v1 / "saved_model.pb").is_file():
         model.export(str(v1), verbose=False)
     target = model.get_layer(layer)
-    rng = np.random.default_rng(seed + 1)
     target.set_weights(
-        [w + rng.normal(0, 0.01, w.shape).astype(w.dtype) for w in target.get_weights()]
+        [w + rng.normal(0, 1e-2, w.shape).astype(w.dtype) for w in target.get_weights()]
     )
     if not (v2 / "saved_model.pb").is_file():
         model.export(str(v2), verbose=False)
@@ -168,14 +177,14 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         resources = client("cloudformation").list_stack_resources(StackName="bench")
-        results["stack_resources_created_on_moto"] = sorted(
+        results["stack_resources_created_on_moto"] = sorted(  # moto skips some types
             f"{r['LogicalResourceId']} ({r['ResourceType']})"
             for r in resources["StackResourceSummaries"]
         )
     from cfnlint.decode import cfn_yaml
 
     declared = cfn_yaml.loads(tpl.read_text())["Resources"]
-    results["template_resources"] = {k: v["Type"] for k, v in declared.items()}
+    results["template_resources"] = {str(k): str(v["Type"]) for k, v in declared.items()}
     results["deploys"] = runs
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "deploy.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

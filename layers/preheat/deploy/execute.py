@@ -160,7 +160,7 @@ def execute(
     if plan.prewarm and done.stack.action != "none":
         say(f"prewarming {req.warm} environments of {desired.inference_function}:{req.alias}")
         try:
-            client = prewarm_client if prewarm_client is not None else lam
+            client = prewarm_client if prewarm_client is not None else clients.warm_lambda(req.warm)
             report = prewarm(client, desired.inference_function, req.alias, req.warm)
             done.prewarm = report
             if not report.get("ok", False):

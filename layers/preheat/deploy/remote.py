@@ -45,6 +45,22 @@ class Clients:
         session: Any = boto3.session.Session(region_name=self.region)
         return session.client(service, config=config)
 
+    def warm_lambda(self, concurrency: int) -> Any:
+        """A `lambda` client for the prewarm: no retries (a throttle must show) and a
+        connection per concurrent ping, as the warmer engine needs."""
+        if self._given["lambda"] is not None or self._factory is not None:
+            return self._make("lambda")
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(10, concurrency),
+            read_timeout=30,
+        )
+        session: Any = boto3.session.Session(region_name=self.region)
+        return session.client("lambda", config=config)
+
     @cached_property
     def s3(self) -> Any:
         return self._make("s3")
