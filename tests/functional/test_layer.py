@@ -106,6 +106,17 @@ def test_cli_refuses_the_tensorflow_runtime_in_one_line(
     assert "python='2.7'" in capsys.readouterr().err
 
 
+def test_cli_refuses_a_model_the_runtime_cannot_load(
+    dense_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = dense_model.as_artifact(tmp_path / "tf-artifact")
+    argv = ["layer", "--runtime", "litert", "--model", str(artifact), "--out", str(tmp_path / "d")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tensorflow artifact" in err and "\n" not in err
+    assert not (tmp_path / "d").exists()
+
+
 # ----------------------------------------------------------------- the runtime layer
 
 

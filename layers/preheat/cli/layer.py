@@ -79,6 +79,18 @@ def run(args: argparse.Namespace, out: Output) -> int:
             "is not an artifact (no manifest.json); make one with `preheat slim`",
         )
 
+    if args.model is not None:
+        from preheat.artifact import manifest as mf
+
+        model_runtime = mf.read(args.model).runtime
+        if model_runtime != args.runtime:
+            raise ConfigurationError(
+                "--model",
+                str(args.model),
+                f"is a {model_runtime} artifact, which the {args.runtime} runtime layer cannot "
+                f"load; slim it with `preheat slim --runtime {args.runtime}`",
+            )
+
     def say(message: str) -> None:
         out.progress(message, force=True)
 
