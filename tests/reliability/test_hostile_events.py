@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,10 +108,12 @@ def _http_event(
 
 
 def _body(payload: Any, how: str) -> Any:
+    # The standard library writes what a careless client sends: NaN, 2**70 and all.
+    text = json.dumps(payload)
     if how == "json":
-        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return text
     if how == "b64":
-        return base64.b64encode(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)).decode()
+        return base64.b64encode(text.encode()).decode()
     return payload  # raw: whatever object it is
 
 
