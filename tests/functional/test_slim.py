@@ -245,3 +245,41 @@ def test_cli_prints_json_and_one_line_errors(
         assert err.startswith("preheat slim: error:") and "\n" not in err
     assert not (tmp_path / "o").exists()
     assert os.listdir(out) != []
+
+
+def _with_training_state(out: Path) -> Path:
+    """A SavedModel that also carries optimizer-like slots and a training function."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.w = tf.Variable(tf.reshape(tf.range(12, dtype=tf.float32), (4, 3)) / 10.0)
+    module.slot_m = tf.Variable(tf.zeros((256, 256)))  # what Adam would keep per weight
+    module.slot_v = tf.Variable(tf.ones((256, 256)))
+    spec = [tf.TensorSpec((None, 4), tf.float32, name="x")]
+
+    def serve(x: Any) -> dict[str, Any]:
+        return {"y": tf.matmul(x, module.w)}
+
+    def train_step(x: Any) -> Any:
+        module.slot_m.assign_add(tf.reduce_mean(x) * tf.ones((256, 256)))
+        return module.slot_v.assign(module.slot_m * 2.0)
+
+    module.serve = tf.function(serve, input_signature=spec)
+    module.train_step = tf.function(train_step, input_signature=spec)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    return out
+
+
+def test_exact_drops_optimizer_slots_and_training_functions(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    src = _with_training_state(tmp_path / "trained")
+    result = slim(src, tmp_path / "out", runtime="tensorflow")
+    assert result.report["bit_identical"] and result.report["kept"]["variables"] == 1
+    names = [n for n, _ in tf.train.list_variables(str(result.out / "variables" / "variables"))]
+    assert [n for n in names if "OBJECT_GRAPH" not in n and "ATTRIBUTES" in n] != []
+    assert len([n for n in names if "VARIABLE_VALUE" in n]) == 1
+    assert result.report["artifact_bytes"] < result.report["source_bytes"] / 4
+    loaded = tf.saved_model.load(str(result.out))
+    assert not hasattr(loaded, "train_step")
+    assert list(loaded.signatures) == ["serving_default"]
