@@ -153,16 +153,11 @@ def test_stale_version_served_when_only_chunks_fail(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the default fetch settings a stalled S3 takes about 75 s to fail (botocore's "
-    "own 3 attempts x 5 s read timeout, under each of preheat's 5 attempts): the fetch has "
-    "no overall deadline, so Lambda's 10 s INIT limit cuts it off without a word",
-)
-def test_default_settings_fail_a_stalled_fetch_before_the_init_limit(
-    proxy: FaultProxy, blob_v1: Pushed, tmp_path: Path
+@pytest.mark.parametrize("fault", ["stall", "slowdown", "internal", "reset"])
+def test_default_settings_fail_a_broken_fetch_before_the_init_limit(
+    fault: str, proxy: FaultProxy, blob_v1: Pushed, tmp_path: Path
 ) -> None:
-    proxy.add(Rule("stall", "/blobs/sha256/", times=None, seconds=120))
+    proxy.add(Rule(fault, "/blobs/sha256/", times=None, seconds=120))  # type: ignore[arg-type]
     settings = Settings.from_env(env={}, cache_dir=tmp_path / "cache", local_paths=())
     outcome: list[BaseException] = []
 
@@ -177,4 +172,5 @@ def test_default_settings_fail_a_stalled_fetch_before_the_init_limit(
     # Lambda would kill the environment here, and the user would see only a timeout.
     worker.join(c.LAMBDA_INIT_LIMIT_S)
     assert not worker.is_alive(), "INIT still fetching when Lambda's INIT limit ran out"
-    assert outcome and isinstance(outcome[0], FetchError)
+    assert outcome and isinstance(outcome[0], FetchError), outcome
+    assert "chunk" in str(outcome[0]) and CAUSES[fault] in str(outcome[0]).lower()
