@@ -1,50 +1,33 @@
-"""Pieces of the S3 fetch that need no server: out-of-order hashing and error classes."""
+"""Pieces of the S3 fetch that need no server: completion, stall watch, error classes."""
 
 from __future__ import annotations
 
-import hashlib
-import random
 import threading
 from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from preheat.cache.retry import Retryable
-from preheat.cache.s3 import StallWatch, _classify, _Missing, _OrderedHash, blob_key
+from preheat.cache.s3 import StallWatch, _classify, _Countdown, _Missing, blob_key
 
 
-def test_whole_file_hash_is_right_whatever_order_chunks_arrive_in() -> None:
-    rng = random.Random(5)
-    chunks = [rng.randbytes(rng.randrange(1, 5000)) for _ in range(40)]
-    order = list(range(len(chunks)))
-    rng.shuffle(order)
-    hasher = _OrderedHash(len(chunks))
-    finished = [hasher.add(i, chunks[i]) for i in order]
-    assert finished.count(True) == 1 and finished[-1] is True
-    assert hasher.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
-
-
-def test_whole_file_hash_from_many_threads_reports_completion_once() -> None:
-    chunks = [bytes([i]) * 70_000 for i in range(64)]
-    hasher = _OrderedHash(len(chunks))
+def test_a_file_is_done_exactly_once_when_its_last_chunk_is_verified() -> None:
+    countdown = _Countdown(64)
     done: list[bool] = []
     lock = threading.Lock()
 
-    def worker(indexes: list[int]) -> None:
-        for i in indexes:
-            result = hasher.add(i, chunks[i])
+    def worker() -> None:
+        for _ in range(8):
+            result = countdown.done()
             with lock:
                 done.append(result)
 
-    order = list(range(64))
-    random.Random(9).shuffle(order)
-    threads = [threading.Thread(target=worker, args=(order[k::8],)) for k in range(8)]
+    threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert done.count(True) == 1
-    assert hasher.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert len(done) == 64 and done.count(True) == 1
 
 
 def client_error(code: str, status: int) -> ClientError:
