@@ -215,6 +215,7 @@ def test_a_non_empty_out_is_kept_unless_forced(dense_model: Any, tmp_path: Path)
         ({"runtime": "tensorflow", "precision": "fp16"}, "precision"),
         ({"name": "../up"}, "name"),
         ({"max_rel_error": float("nan")}, "max-rel-error"),
+        ({"runtime": "tensorflow", "max_abs_error": 0.1}, "max-abs-error"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(

@@ -214,6 +214,12 @@ def slim(
         raise ConfigurationError(
             "precision", precision, "LiteRT converts at fp32, fp16 or int8; exact is for tensorflow"
         )
+    if precision == "exact" and (max_abs_error is not None or max_rel_error is not None):
+        raise ConfigurationError(
+            "max-abs-error" if max_abs_error is not None else "max-rel-error",
+            max_abs_error if max_abs_error is not None else max_rel_error,
+            "exact takes no tolerance: its outputs must be bit-identical",
+        )
     requested = precision
     tolerance = parity.Tolerance.for_precision(precision, max_abs_error, max_rel_error)
     if not src.is_dir():
