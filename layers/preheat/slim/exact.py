@@ -138,7 +138,14 @@ def resave(loaded: Any, dst: Path) -> dict[str, int]:
     module.variables_ = list(variables)
     module.resources_ = list(resources)
     module.assets_ = list(assets)
-    with quiet():
-        signatures = {key: _retrace(fn) for key, fn in loaded.signatures.items()}
-        tf.saved_model.save(module, str(dst), signatures=signatures)
+    try:
+        with quiet():
+            signatures = {key: _retrace(fn) for key, fn in loaded.signatures.items()}
+            tf.saved_model.save(module, str(dst), signatures=signatures)
+    except Exception as exc:  # TensorFlow raises many types; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsupportedModel(
+            f"cannot re-save only the serving parts of this model ({first[:200]}); "
+            "ship the source SavedModel as it is, or try --runtime litert"
+        ) from exc
     return {"variables": len(variables), "tables": len(resources), "assets": len(assets)}
