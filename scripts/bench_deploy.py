@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         results["stack_resources_created_on_moto"] = sorted(  # moto skips some types
             f"{r['LogicalResourceId']} ({r['ResourceType']})"
             for r in resources["StackResourceSummaries"]
+            if r["LogicalResourceId"]
         )
     from cfnlint.decode import cfn_yaml
 
