@@ -163,6 +163,28 @@ class PreheatTF(Strategy):
                           prime=self.disk)  # fmt: skip
 
 
+class PreheatTFSlim(Strategy):
+    """`preheat slim --runtime tensorflow --precision exact` (each weight stored once), from S3.
+
+    Outputs must stay bit-identical to the source; fewer bytes cross the network at INIT.
+    """
+
+    name = "preheat-tf-slim"
+    description = "preheat slim exact (TensorFlow, weights once), fetched from S3"
+
+    def unavailable(self) -> str | None:
+        return _missing("preheat.slim.exact", "preheat slim (TensorFlow exact)")
+
+    def prepare(self, ctx: Context) -> Deployment:
+        artifact, parity = ctx.once("slim-exact", lambda: slim(ctx, "exact", "tensorflow"))
+        uri, size = ctx.once(
+            "push-exact", lambda: push_artifact(ctx, artifact, f"{ctx.name}-exact")
+        )
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
+                          artifact_parity=parity)  # fmt: skip
+
+
 _LITERT_NEEDS = (
     ("preheat.slim.convert", "preheat slim (LiteRT conversion)"),
     ("preheat.layer.runtime", "preheat layer (the LiteRT runtime layer)"),
@@ -246,18 +268,20 @@ def litert_runtime(ctx: Context) -> tuple[Path, str]:
     return runtime_dir, str(interpreter(ctx.workdir, python))
 
 
-def slim(ctx: Context, precision: str) -> tuple[Path, Mapping[str, Any] | None]:
-    """Convert the source to LiteRT with `preheat slim`; return the artifact and its parity."""
+def slim(
+    ctx: Context, precision: str, runtime: str = "litert"
+) -> tuple[Path, Mapping[str, Any] | None]:
+    """Slim the source with `preheat slim`; return the artifact and its parity record."""
     from preheat.slim import slim as _slim
 
-    out = ctx.workdir / f"litert-{precision}"
-    ctx.progress(f"slimming to LiteRT {precision}")
+    out = ctx.workdir / f"{runtime}-{precision}"
+    ctx.progress(f"slimming to {runtime} {precision}")
     result = _slim(
         ctx.source,
         out,
-        runtime="litert",
+        runtime=runtime,
         precision=precision,
-        name=f"{ctx.name}-litert-{precision}",
+        name=f"{ctx.name}-{runtime}-{precision}",
         version=ctx.version,
         force=True,
         progress=ctx.progress,
@@ -279,6 +303,7 @@ for _s in (
     Baseline(),
     PreheatTF(),
     PreheatTF(disk=True),
+    PreheatTFSlim(),
     PreheatLiteRT("fp32"),
     PreheatLiteRT("fp16"),
     PreheatLiteRT("int8"),
