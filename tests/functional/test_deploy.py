@@ -348,3 +348,34 @@ def test_deploy_with_the_real_runtime_layer_builder(
     assert any(n.startswith("python/ai_edge_litert/") for n in names_in_layer)
     head = aws("s3").head_object(Bucket=bucket, Key=layer.key)
     assert head["ContentLength"] == layer.zip.size
+
+
+def test_deploy_the_tensorflow_runtime_as_an_image(
+    tmp_path: Path,
+    names: tuple[str, str],
+    clients: Clients,
+    aws: Callable[[str], Any],
+    runtime_layer_zip: Path,
+) -> None:
+    stack, bucket = names
+    model = tmp_path / "tf"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(payload(31, 5000))
+    mf.build(
+        model, name="dense", version="0", runtime="tensorflow", precision="exact",
+        signature=SIGNATURE, chunk_size=CHUNK,
+    ).write(model)  # fmt: skip
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/preheat:1"
+    result = run_deploy(
+        model, stack, bucket, clients, runtime_layer_zip, tmp_path / "w",
+        runtime="tensorflow", image_uri=image, prewarm=False,
+    )  # fmt: skip
+    assert result.done is not None and result.done.stack is not None
+    assert result.done.stack.status == "UPDATE_COMPLETE"
+    params = result.plan.parameters
+    assert params["PackageType"] == "Image" and params["ImageUri"] == image
+    assert params["ModelLayerArn"] == "" and result.plan.desired.model_layer is None
+    # The warmer still runs from the runtime layer; no model layer was built or published.
+    assert list(result.done.published_layers) == [f"{stack}-runtime"]
+    code = aws("lambda").get_function(FunctionName=f"{stack}-inference")["Code"]
+    assert code.get("ImageUri") == image

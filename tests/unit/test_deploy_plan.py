@@ -367,3 +367,39 @@ def test_destroy_refuses_without_a_terminal_or_yes(
     assert main(["destroy", "--stack", "demo"]) == 2
     err = capsys.readouterr().err
     assert "--yes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_options_reach_the_stack_parameters(
+    artifact: Path, layer_zip: Path, tmp_path: Path
+) -> None:
+    req = request(
+        artifact,
+        layer_zip,
+        snapstart=True,
+        provisioned=2,
+        function_url=True,
+        warm=4,
+        second_schedule="cron(0/5 8-18 ? * MON-FRI *)",
+        second_warm=10,
+        memory_mb=3008,
+        arch="arm64",
+        model_layer=False,
+    ).validated()
+    desired = build(req, work_dir=tmp_path / "w")
+    p = plan(desired, observed_for(desired))
+    expected = {
+        "SnapStart": "true",
+        "ProvisionedConcurrency": "2",
+        "FunctionUrl": "true",
+        "WarmConcurrency": "4",
+        "SecondWarmSchedule": "cron(0/5 8-18 ? * MON-FRI *)",
+        "SecondWarmConcurrency": "10",
+        "MemorySize": "3008",
+        "Architecture": "arm64",
+        "PythonRuntime": "python3.12",
+        "ModelLayerArn": "",
+    }
+    assert {k: p.parameters[k] for k in expected} == expected
+    # Without a model layer the model lands in /tmp: it is sized for it.
+    assert int(p.parameters["EphemeralStorageSize"]) >= 512
+    assert "no model layer" in p.describe()
