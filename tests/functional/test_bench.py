@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -29,7 +30,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def outcome(dense_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[type-arg]
+def outcome(dense_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench")
     result = run(
         Options(
@@ -46,7 +47,9 @@ def outcome(dense_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -
     return {"doc": doc, "out": out, "chart": result.chart_path}
 
 
-def test_every_strategy_reports_every_figure(outcome: dict, dense_model: BuiltModel) -> None:  # type: ignore[type-arg]
+def test_every_strategy_reports_every_figure(
+    outcome: dict[str, Any], dense_model: BuiltModel
+) -> None:
     doc = outcome["doc"]
     assert [s["name"] for s in doc["strategies"]] == ["baseline", "preheat-tf"]
     model_bytes = sum(p.stat().st_size for p in dense_model.path.rglob("*") if p.is_file())
@@ -72,7 +75,7 @@ def test_every_strategy_reports_every_figure(outcome: dict, dense_model: BuiltMo
     assert {"import", "load", "warmup", "fetch"} <= phases["preheat-tf"]
 
 
-def test_parity_is_exact_for_both_on_the_same_inputs(outcome: dict) -> None:  # type: ignore[type-arg]
+def test_parity_is_exact_for_both_on_the_same_inputs(outcome: dict[str, Any]) -> None:
     for s in outcome["doc"]["strategies"]:
         p = s["cold_starts"][0]["parity"]
         # The first request and three warm ones, cycling through two distinct inputs.
@@ -80,7 +83,7 @@ def test_parity_is_exact_for_both_on_the_same_inputs(outcome: dict) -> None:  # 
         assert p["max_abs_error"] == 0.0 and p["bit_identical"], s["name"]
 
 
-def test_burst_cold_starts_distinct_environments_at_once(outcome: dict) -> None:  # type: ignore[type-arg]
+def test_burst_cold_starts_distinct_environments_at_once(outcome: dict[str, Any]) -> None:
     bursts = {b["strategy"]: b for b in outcome["doc"]["bursts"]}
     assert set(bursts) == {"baseline", "preheat-tf"}
     for b in bursts.values():
@@ -92,7 +95,7 @@ def test_burst_cold_starts_distinct_environments_at_once(outcome: dict) -> None:
     assert bursts["baseline"]["summary"]["speedup_vs_baseline"] == 1.0
 
 
-def test_results_are_written_and_nothing_is_left_running(outcome: dict) -> None:  # type: ignore[type-arg]
+def test_results_are_written_and_nothing_is_left_running(outcome: dict[str, Any]) -> None:
     doc = outcome["doc"]
     assert doc["network"] == {
         "profile": "loopback",

@@ -18,7 +18,7 @@ def test_pick_subnet_skips_networks_in_use() -> None:
 
 def test_pick_subnet_fails_clearly_when_the_pool_is_used_up() -> None:
     with pytest.raises(NetworkSetupError, match="no free /30"):
-        pick_subnet(0, [ipaddress.ip_network("10.0.0.0/8")])
+        pick_subnet(0, [ipaddress.IPv4Network("10.0.0.0/8")])
 
 
 def test_tbf_bucket_scales_with_rate_but_holds_a_gso_packet() -> None:

@@ -404,6 +404,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     created = datetime.now(UTC).isoformat(timespec="seconds")
+    load_start = _load_average()
     runs = {s.name: StrategyRun(s.name, s.description) for s in chosen}
     for s in chosen:
         reason = s.unavailable()
@@ -496,6 +497,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             "seed": opts.seed,
             "memory_mb": opts.memory_mb,
             "cpus": os.cpu_count(),
+            # Other work on the machine stretches every phase; ratios in one run stay fair.
+            "load_average": {"start": load_start, "end": _load_average()},
         },
         strategies=list(runs.values()),
         bursts=bursts,
@@ -513,6 +516,13 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         doc["files"]["chart"] = None
     json_path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return Outcome(doc, json_path, chart_path, result)
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _brief(cs: ColdStart) -> str:
