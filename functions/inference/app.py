@@ -84,7 +84,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         outputs = _predict(request.inputs)
     except BadRequest as exc:
         metrics.add_metric("BadRequests", "Count", 1)
-        logger.info("bad request", extra={"status": exc.status, "reason": str(exc)})
+        # The reason can quote request values: log only where it failed, never the payload.
+        logger.info("bad request", extra={"status": exc.status, "field": exc.field})
         return responses.error(exc, as_http=as_http)
     except Exception as exc:  # the environment must live on whatever one request does
         metrics.add_metric("Errors", "Count", 1)

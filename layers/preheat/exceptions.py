@@ -75,15 +75,14 @@ class PushError(ArtifactError):
 class CacheFullError(PreheatError):
     """The disk tier cannot hold a version even after evicting everything it may."""
 
-    def __init__(self, directory: str, needed: int, available: int, setting: str) -> None:
+    def __init__(self, directory: str, needed: int, available: int, fix: str) -> None:
         self.directory = directory
         self.needed = needed
         self.available = available
-        super().__init__(
-            f"disk cache {directory} needs {needed / 1e6:.1f} MB but only "
-            f"{available / 1e6:.1f} MB is allowed; raise {setting} or the function's "
-            "ephemeral storage, or ship a smaller artifact (`preheat slim`)"
-        )
+        need, have = f"{needed / 1e6:.1f} MB", f"{available / 1e6:.1f} MB"
+        if need == have:  # rounding would hide the shortfall
+            need, have = f"{needed} bytes", f"{available} bytes"
+        super().__init__(f"disk cache {directory} needs {need} but only {have} is available; {fix}")
 
 
 class LoadError(PreheatError):

@@ -326,7 +326,11 @@ class DiskCache:
                     usage -= entry.bytes
             if usage + needed > budget:
                 raise CacheFullError(
-                    str(self.root), needed, max(0, budget - usage), c.ENV_CACHE_MAX_BYTES
+                    str(self.root),
+                    needed,
+                    max(0, budget - usage),
+                    f"raise {c.ENV_CACHE_MAX_BYTES} or the function's ephemeral storage, "
+                    "or ship a smaller artifact (`preheat slim`)",
                 )
             return self.new_tmp(key, reserve=needed)
 

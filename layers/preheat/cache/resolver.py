@@ -176,7 +176,11 @@ def _fetch_version(
         # budget set above the real ephemeral storage).
         free = shutil.disk_usage(cache.root).free
         raise CacheFullError(
-            str(cache.root), manifest.total_bytes, free, f"{c.ENV_CACHE_MAX_BYTES} (lower it)"
+            str(cache.root),
+            manifest.total_bytes,
+            free,
+            f"the file system holds less than {c.ENV_CACHE_MAX_BYTES} allows: set it to what "
+            "the disk really has, or raise the function's ephemeral storage",
         ) from None
     except BaseException:
         cache.discard_tmp(tmp)

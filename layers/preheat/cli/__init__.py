@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import NoReturn, Protocol, cast
 
 from preheat.cli._common import Output
 from preheat.exceptions import PreheatError
@@ -48,8 +48,15 @@ def _load(verb: str) -> _Verb | None:
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at --help, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, _Verb]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="preheat",
         description="Cut the cold start of TensorFlow inference on AWS Lambda.",
     )
