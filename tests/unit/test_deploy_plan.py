@@ -90,7 +90,7 @@ def request(artifact: Path, layer_zip: Path, **kw: Any) -> DeployRequest:
         ({"stack": "1stack"}, ConfigurationError, "start with a letter"),
         ({"region": "moon-east-1"}, ConfigurationError, "no such region"),
         ({"runtime": "tensorflow"}, ConfigurationError, "--image-uri"),
-        ({"snapstart": True, "python": "3.11"}, ConfigurationError, "3.12"),
+        ({"python": "3.11"}, ConfigurationError, "Amazon Linux 2023"),
         ({"schedule": "every 5 minutes"}, ConfigurationError, "rate("),
         ({"schedule": "rate(1 minutes)"}, ConfigurationError, "singular"),
         ({"warm": 5000}, ConfigurationError, "--warm"),

@@ -36,7 +36,7 @@ def args() -> dict[str, str]:
 
 def test_base_image_is_the_lambda_python_image() -> None:
     froms = [rest for word, rest in instructions() if word == "FROM"]
-    assert froms == ["public.ecr.aws/lambda/python:3.11"]
+    assert froms == ["public.ecr.aws/lambda/python:3.12"]
 
 
 def test_tensorflow_is_pinned_like_the_pyproject_extra() -> None:

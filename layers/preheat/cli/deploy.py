@@ -70,7 +70,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     a(
         "--python",
         default="3.12",
-        choices=("3.11", "3.12", "3.13"),
+        choices=("3.12", "3.13"),
         help="Lambda Python version; LiteRT wheels need 3.12+ (default: %(default)s)",
     )
     a(

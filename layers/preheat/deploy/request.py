@@ -13,7 +13,8 @@ from preheat.uri import check_name
 
 RUNTIMES: tuple[str, ...] = ("litert", "tensorflow")
 ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
-PYTHONS: tuple[str, ...] = ("3.11", "3.12", "3.13")
+# The template offers no older runtime: LiteRT and numpy wheels need Amazon Linux 2023.
+PYTHONS: tuple[str, ...] = ("3.12", "3.13")
 LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365)
 
 
@@ -69,7 +70,11 @@ class DeployRequest:
         if self.arch not in ARCHITECTURES:
             raise ConfigurationError("--arch", self.arch, f"use {' or '.join(ARCHITECTURES)}")
         if self.python not in PYTHONS:
-            raise ConfigurationError("--python", self.python, f"use one of {', '.join(PYTHONS)}")
+            raise ConfigurationError(
+                "--python",
+                self.python,
+                f"use one of {', '.join(PYTHONS)} (LiteRT wheels need Amazon Linux 2023)",
+            )
         if not self.model.exists():
             raise ConfigurationError(
                 "--model", str(self.model), "no such directory: give a SavedModel or an artifact"
@@ -115,10 +120,6 @@ class DeployRequest:
         elif self.image_uri:
             raise ConfigurationError(
                 "--image-uri", self.image_uri, "only the tensorflow runtime uses an image"
-            )
-        if self.snapstart and self.python == "3.11":
-            raise ConfigurationError(
-                "--snapstart", True, "SnapStart for Python needs 3.12 or later: pass --python 3.12"
             )
         if self.runtime_layer_zip is not None and not self.runtime_layer_zip.is_file():
             raise ConfigurationError(
