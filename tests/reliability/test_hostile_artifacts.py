@@ -320,12 +320,6 @@ def test_any_zip_extracts_inside_its_root_or_not_at_all(
     assert outside == [dest.parent] or outside == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the fetch verifies each file by its chunks only, a manifest whose file "
-    "sha256 disagrees with its (valid) chunks is served: the version on disk then fails "
-    "verify_dir, and a later cheap-check miss re-hashes it as bad and fetches it again",
-)
 def test_file_hash_disagreeing_with_its_chunks_is_never_served(
     proxy: FaultProxy, blob_v1: Pushed, direct: Any, tmp_path: Path
 ) -> None:

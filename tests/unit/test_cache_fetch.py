@@ -2,32 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import random
 import threading
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
+from preheat.artifact import manifest as mf
 from preheat.cache.retry import Retryable
-from preheat.cache.s3 import StallWatch, _classify, _Countdown, _Missing, blob_key
+from preheat.cache.s3 import StallWatch, _advance_hash, _classify, _Missing, _open_part, blob_key
 
 
-def test_a_file_is_done_exactly_once_when_its_last_chunk_is_verified() -> None:
-    countdown = _Countdown(64)
+def test_a_file_is_hashed_whole_and_done_once_whatever_order_its_chunks_land(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(3)
+    blocks = [rng.randbytes(rng.randint(1, 300)) for _ in range(64)]
+    whole = b"".join(blocks)
+    entry = mf.FileEntry(
+        "f.bin",
+        len(whole),
+        hashlib.sha256(whole).hexdigest(),
+        tuple(mf.Chunk(hashlib.sha256(b).hexdigest(), len(b)) for b in blocks),
+    )
+    job = _open_part(entry, tmp_path)
+    order = list(range(64))
+    rng.shuffle(order)
     done: list[bool] = []
     lock = threading.Lock()
 
-    def worker() -> None:
-        for _ in range(8):
-            result = countdown.done()
+    def worker(indexes: list[int]) -> None:
+        for i in indexes:
+            os.pwrite(job.fd, blocks[i], job.offsets[i])
+            result = _advance_hash(job, i, blocks[i])
             with lock:
                 done.append(result)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+    threads = [threading.Thread(target=worker, args=(order[k::8],)) for k in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    os.close(job.fd)
     assert len(done) == 64 and done.count(True) == 1
+    assert job.hasher.hexdigest() == entry.sha256
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -2,10 +2,11 @@
 
 Each chunk is one whole-object GET of `<prefix>/blobs/sha256/<hex>`, checked against its
 hash, retried alone, and written at its offset into `<path>.part`; the file is renamed
-to its name only when every one of its chunks has been verified. Every byte of a file lies
-in exactly one chunk and the chunks' sizes add up to the file's (the manifest is refused
-otherwise), so that verifies the whole file; hashing it a second time as a whole would
-cost about as much CPU again as the chunk checks, for no further protection.
+to its name only when every one of its chunks has been verified and the whole file matches
+the manifest's own SHA-256 too. The whole-file hash is fed in order as the file's leading
+chunks arrive (re-read from the page cache), so it runs alongside the downloads instead of
+after them; it catches a manifest whose file hash disagrees with its chunks, which would
+otherwise be served and then fail every later check on disk.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,43 +165,71 @@ def read_alias(
 # ---------------------------------------------------------------------------- chunks
 
 
-class _Countdown:
-    """Counts a file's verified chunks; `done()` is True exactly once, for the last one."""
-
-    def __init__(self, count: int) -> None:
-        self._left = count
-        self._lock = threading.Lock()
-
-    def done(self) -> bool:
-        with self._lock:
-            self._left -= 1
-            return self._left == 0
-
-
 @dataclass
 class _FileJob:
     entry: mf.FileEntry
     target: Path
     part: Path
     fd: int
-    countdown: _Countdown
     offsets: tuple[int, ...]
+    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
+    # Chunk indexes written to the part file, the next one the hasher needs, and whether
+    # a thread is feeding the hasher now (only one may: the hash is order-dependent).
+    written: set[int] = field(default_factory=set)
+    next_index: int = 0
+    hashing: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _open_part(entry: mf.FileEntry, root: Path) -> _FileJob:
     target = root / entry.path
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + PART_SUFFIX)
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    # Read-write: the whole-file hash re-reads chunks that arrived out of order.
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     offsets, pos = [], 0
     for ch in entry.chunks:
         offsets.append(pos)
         pos += ch.size
-    return _FileJob(entry, target, part, fd, _Countdown(len(entry.chunks)), tuple(offsets))
+    return _FileJob(entry, target, part, fd, tuple(offsets))
+
+
+def _advance_hash(job: _FileJob, index: int, data: bytes) -> bool:
+    """Record chunk `index` as written and feed the hasher what is now contiguous.
+
+    Returns True for exactly one caller: the one that hashed the file's last chunk.
+    """
+    with job.lock:
+        job.written.add(index)
+        if job.hashing:
+            return False  # the thread hashing now will reach this chunk
+        job.hashing = True
+    while True:
+        with job.lock:
+            i = job.next_index
+            if i not in job.written:
+                job.hashing = False
+                return False
+        size = job.entry.chunks[i].size
+        block = data if i == index else os.pread(job.fd, size, job.offsets[i])
+        job.hasher.update(block)
+        with job.lock:
+            job.next_index += 1
+            if job.next_index == len(job.entry.chunks):
+                job.hashing = False
+                return True
 
 
 def _finish(job: _FileJob) -> None:
-    """Every chunk of the file is verified, so the file is: it may take its name."""
+    """Every chunk is verified and the whole file matches: it may take its name."""
+    actual = job.hasher.hexdigest() if job.entry.chunks else hashlib.sha256().hexdigest()
+    if actual != job.entry.sha256:
+        raise IntegrityError(
+            f"{job.entry.path} (whole file)",
+            job.entry.sha256,
+            actual,
+            "its chunks verify but the manifest's file hash disagrees; push the version again",
+        )
     os.close(job.fd)
     job.fd = -1
     os.replace(job.part, job.target)
@@ -269,7 +298,7 @@ def fetch_files(
             counted += len(data)
         if on_bytes is not None:
             on_bytes(len(data))
-        if job.countdown.done():
+        if _advance_hash(job, index, data):
             _finish(job)
 
     try:
