@@ -63,3 +63,10 @@ def test_strategies_keep_baseline_first_and_drop_duplicates() -> None:
     assert [s.name for s in strategies.parse(None)][:3] == [
         "baseline", "preheat-tf", "preheat-tf-disk",
     ]  # fmt: skip
+
+
+def test_a_strategy_with_a_missing_part_says_what_it_needs() -> None:
+    assert strategies._missing("preheat.not_built_yet", "preheat frobnicate") == (
+        "needs preheat frobnicate (preheat.not_built_yet is not installed in this preheat)"
+    )
+    assert strategies._missing("preheat.bench", "the bench") is None

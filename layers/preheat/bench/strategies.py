@@ -9,7 +9,6 @@ measured ones (to seed a shared disk tier). New strategies register themselves w
 from __future__ import annotations
 
 import importlib.util
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -342,7 +341,4 @@ def parse(spec: str | None) -> list[Strategy]:
 
 def default_functions_dir() -> Path:
     """functions/ of the source tree this preheat runs from (the repository checkout)."""
-    env = os.environ.get("PREHEAT_FUNCTIONS_DIR")
-    if env:
-        return Path(env)
     return Path(__file__).resolve().parents[3] / "functions"
