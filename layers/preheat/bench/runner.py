@@ -41,7 +41,7 @@ from preheat.exceptions import ConfigurationError, PreheatError
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
-    from preheat.emulator import Emulator
+    from preheat.emulator import Emulator, InvocationRecord
 
 Say = Callable[[str], None]
 NETWORKS = ("loopback", "lambda")
@@ -193,9 +193,16 @@ class _Call:
 
 
 def _invoke(client: LambdaClient, name: str, payload: bytes) -> _Call:
+    """One invoke through the Invoke API; a failure of any kind is an error on the call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     start = time.perf_counter()
-    resp = client.invoke(FunctionName=name, Payload=payload)
-    body_raw = resp["Payload"].read()
+    try:
+        resp = client.invoke(FunctionName=name, Payload=payload)
+        body_raw = resp["Payload"].read()
+    except (BotoCoreError, ClientError) as exc:
+        ms = (time.perf_counter() - start) * 1000
+        return _Call(ms, {}, f"the invoke failed: {type(exc).__name__}: {exc}")
     ms = (time.perf_counter() - start) * 1000
     try:
         body = orjson.loads(body_raw) if body_raw else {}
@@ -211,7 +218,9 @@ def _invoke(client: LambdaClient, name: str, payload: bytes) -> _Call:
     return _Call(ms, body if isinstance(body, dict) else {}, error, request_id)
 
 
-def _environment_facts(emu: Emulator, name: str) -> tuple[str | None, dict[str, Any], Any]:
+def _environment_facts(
+    emu: Emulator, name: str
+) -> tuple[str | None, dict[str, Any], tuple[InvocationRecord, ...]]:
     """The function's (single) environment id, its init report and its invocation records."""
     stats = emu.stats(name)
     env = stats.environments[0] if stats.environments else None
