@@ -24,3 +24,10 @@ def test_pick_subnet_fails_clearly_when_the_pool_is_used_up() -> None:
 def test_tbf_bucket_scales_with_rate_but_holds_a_gso_packet() -> None:
     assert tbf_burst_bytes(1) == 64 * 1024
     assert tbf_burst_bytes(600) == 300_000
+
+
+def test_a_missing_tool_is_a_failed_step_not_a_crash() -> None:
+    from preheat.bench.network import _run
+
+    res = _run(["preheat-no-such-tool-here"])
+    assert res.returncode == 127 and "FileNotFoundError" in res.stderr

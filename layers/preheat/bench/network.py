@@ -37,7 +37,11 @@ class NetworkSetupError(PreheatError):
 
 
 def _run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, **kw)
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, **kw)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        # No `ip`/`tc` on this machine, or a hung call: a failed step, said in one line.
+        return subprocess.CompletedProcess(list(argv), 127, "", f"{type(exc).__name__}: {exc}")
 
 
 def _alive(pid: int) -> bool:
