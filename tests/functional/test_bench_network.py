@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +39,36 @@ def test_teardown_happens_when_the_body_raises() -> None:
     with pytest.raises(KeyboardInterrupt), ShapedNetwork(600.0) as net:
         raise KeyboardInterrupt
     assert net.leftovers() == []
+
+
+_AS_NOBODY = """
+import contextlib, json, sys
+from pathlib import Path
+from preheat.bench.runner import Options, _start_network
+said = []
+with contextlib.ExitStack() as stack:
+    opts = Options(model=Path(sys.argv[1]), network="lambda")
+    net, info = _start_network(opts, stack, said.append)
+print(json.dumps({"net": net is None, "shaped": info.shaped, "note": info.note, "said": said}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_without_root_the_profile_says_so_and_runs_unshaped() -> None:
+    # pytest's own temp root is private to root; the unprivileged run must read the model.
+    model = Path(tempfile.mkdtemp(prefix="preheat-bench-nobody-"))
+    model.chmod(0o755)
+    (model / "saved_model.pb").write_bytes(b"")
+    try:
+        res = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+             sys.executable, "-c", _AS_NOBODY, str(model)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(model)
+    assert res.returncode == 0, res.stderr[-500:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["net"] and not out["shaped"]
+    assert "needs root" in out["note"]
+    assert any("running unshaped" in line for line in out["said"])
