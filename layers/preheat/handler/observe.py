@@ -6,8 +6,9 @@ log line and as EMF metrics in milliseconds; each request adds a count and its l
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,13 +65,28 @@ class Observability:
         )
 
 
-def build(service: str | None = None, env: Mapping[str, str] | None = None) -> Observability:
+def _xray_sdk_present() -> bool:
+    return importlib.util.find_spec("aws_xray_sdk") is not None
+
+
+def build(
+    service: str | None = None,
+    env: Mapping[str, str] | None = None,
+    xray_sdk_present: Callable[[], bool] = _xray_sdk_present,
+) -> Observability:
     """Logger, Metrics and Tracer for this environment; tracing only where X-Ray listens."""
     env = os.environ if env is None else env
     name = service or env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
     namespace = env.get("POWERTOOLS_METRICS_NAMESPACE") or c.METRICS_NAMESPACE
+    logger = Logger(service=name)
+    tracing = xray_enabled(env)
+    if tracing and not xray_sdk_present():
+        # A function packaged without aws-xray-sdk must still start: tracing is a nicety,
+        # a failed INIT is an outage. preheat's runtime layer ships the SDK.
+        logger.warning("X-Ray is on but aws-xray-sdk is not installed: tracing disabled")
+        tracing = False
     return Observability(
-        logger=Logger(service=name),
+        logger=logger,
         metrics=Metrics(service=name, namespace=namespace),
-        tracer=Tracer(service=name, disabled=not xray_enabled(env)),
+        tracer=Tracer(service=name, disabled=not tracing),
     )

@@ -57,12 +57,27 @@ RUNTIME_PARTS = (
 )
 # Runtime dependencies per runtime. boto3 is left out: the Lambda Python runtime provides
 # it, and bundling botocore would cost about 30 MB of the 250 MB budget.
+# aws-xray-sdk is powertools' Tracer backend: Lambda sets AWS_XRAY_DAEMON_ADDRESS in every
+# environment, so the inference function's Tracer imports it during INIT.
 DEPENDENCIES = {
-    "litert": ("ai-edge-litert", "numpy", "orjson", "aws-lambda-powertools", "filelock"),
+    "litert": (
+        "ai-edge-litert",
+        "numpy",
+        "orjson",
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "filelock",
+    ),
 }
 # Imported by the smoke test besides every top-level package: the modules that load and run
 # a model, whose native parts a top-level import alone does not touch.
-DEEP_IMPORTS = {"litert": ("ai_edge_litert.interpreter", "preheat.runtimes.litert")}
+DEEP_IMPORTS = {
+    "litert": (
+        "ai_edge_litert.interpreter",
+        "preheat.runtimes.litert",
+        "aws_xray_sdk.core",
+    )
+}
 # Importable in Lambda's own runtime (not in the layer): the smoke import sees these too.
 LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 # Under /opt/python on Lambda: where compiled files say their sources live.
@@ -203,6 +218,36 @@ def _install(p: Plan, python_dir: Path, cache_dir: Path) -> None:
             f"pip could not install {', '.join(p.requirements)} for Python {p.python} "
             f"{p.arch}: {why.strip()[:300]}{hint}"
         )
+
+
+# Distributions of LAMBDA_PROVIDED, by their normalized names.
+_PROVIDED_DISTS = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python_dateutil", "six", "urllib3"}
+)
+
+
+def _drop_lambda_provided(python_dir: Path) -> int:
+    """Remove what the Lambda runtime already has but a dependency pulled in (aws-xray-sdk
+    depends on botocore): a second copy would only cost room. Returns the bytes removed."""
+    removed = 0
+    for info in sorted(python_dir.glob("*.dist-info")):
+        dist = info.name.split("-", 1)[0].lower().replace("-", "_").replace(".", "_")
+        if dist not in _PROVIDED_DISTS:
+            continue
+        record = info / "RECORD"
+        rows = record.read_text().splitlines() if record.is_file() else []
+        for row in rows:
+            rel = row.split(",", 1)[0]
+            target = (python_dir / rel).resolve()
+            # RECORD is the wheel's own word, but never act outside the layer on it.
+            if python_dir.resolve() in target.parents and target.is_file():
+                removed += target.stat().st_size
+                target.unlink()
+        shutil.rmtree(info, ignore_errors=True)
+    for d in sorted(python_dir.iterdir()):
+        if d.is_dir() and not any(f.is_file() for f in d.rglob("*")):
+            shutil.rmtree(d)
+    return removed
 
 
 def _copy_preheat(python_dir: Path) -> None:
@@ -433,6 +478,7 @@ def build_runtime_layer(
         python_dir.mkdir()
         say(f"installing {len(p.requirements)} packages for Python {p.python} {p.arch}")
         _install(p, python_dir, cache)
+        _drop_lambda_provided(python_dir)
         _copy_preheat(python_dir)
         say("pruning tests, headers and build-time parts")
         removed = prune.prune(python_dir)
