@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from preheat.bench.network import ShapedNetwork, stop_process
 from preheat.exceptions import PreheatError
-from preheat.local.s3 import DUMMY_KEY_ID, DUMMY_SECRET, REGION
+from preheat.local.s3 import client_for, env_for
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,25 +80,10 @@ class S3Process:
 
     def env(self) -> dict[str, str]:
         """What a function's environment needs to reach this S3 with boto3."""
-        return {
-            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
-            "AWS_DEFAULT_REGION": REGION,
-        }
+        return env_for(self.endpoint_url)
 
     def client(self) -> S3Client:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=DUMMY_KEY_ID,
-            aws_secret_access_key=DUMMY_SECRET,
-            region_name=REGION,
-            config=Config(max_pool_connections=32),
-        )
+        return client_for(self.endpoint_url, max_pool_connections=32)
 
     def __enter__(self) -> S3Process:
         return self.start()

@@ -15,6 +15,31 @@ DUMMY_KEY_ID = "testing"
 DUMMY_SECRET = "testing"
 
 
+def env_for(endpoint_url: str) -> dict[str, str]:
+    """Environment variables that point boto3 in another process at the S3 at `endpoint_url`."""
+    return {
+        "AWS_ENDPOINT_URL_S3": endpoint_url,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def client_for(endpoint_url: str, **config: Any) -> S3Client:
+    """A boto3 S3 client bound to `endpoint_url` (botocore Config options as keywords)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=DUMMY_KEY_ID,
+        aws_secret_access_key=DUMMY_SECRET,
+        region_name=REGION,
+        config=Config(**config) if config else None,
+    )
+
+
 class S3Server:
     """moto's ThreadedMotoServer on 127.0.0.1 and a port the OS picks.
 
@@ -58,28 +83,13 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3 in another process at this server."""
-        return {
-            "AWS_ENDPOINT_URL_S3": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
-            "AWS_DEFAULT_REGION": REGION,
-        }
+        return env_for(self.endpoint_url)
 
     def client(self, **config: Any) -> S3Client:
         """A boto3 S3 client bound to this server (botocore Config options as keywords)."""
-        import boto3
-        from botocore.config import Config
-
         if not self.endpoint_url:
             raise RuntimeError("S3Server.client() needs start() first")
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=DUMMY_KEY_ID,
-            aws_secret_access_key=DUMMY_SECRET,
-            region_name=REGION,
-            config=Config(**config) if config else None,
-        )
+        return client_for(self.endpoint_url, **config)
 
     def __enter__(self) -> S3Server:
         return self.start()
