@@ -69,10 +69,13 @@ def _predict(inputs: Any) -> dict[str, Any]:
     return MODEL.predict(coerce_inputs(MODEL.signature, inputs))
 
 
-@warm_handler
+# powertools wraps the warm ping too: when a ping is an environment's first call, that ping
+# is its cold start, and the ColdStart metric and log field must say so there, not on the
+# first real request after it. The ping is still answered before any model code runs.
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
+@warm_handler
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Answer a prediction (direct, API Gateway v1/v2 or Function URL) or a GET describing it."""
     metrics.add_metric("Requests", "Count", 1)
