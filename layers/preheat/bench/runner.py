@@ -407,7 +407,9 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             str(functions_dir),
             "give the functions/ folder of a preheat checkout",
         )
-    out = Path(opts.out)
+    # Absolute: environments run with their code folder as cwd, and the managed runtime's
+    # start script and layers live under `out`.
+    out = Path(opts.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
