@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from preheat import constants as c
-from preheat.artifact import manifest as mf
-from preheat.artifact.manifest import Manifest, Signature, TensorSpec
+from preheat.artifact.manifest import Manifest
 from preheat.local.s3 import S3Server
 from preheat.push import push
+from tests.fixtures.s3 import write_artifact
 from tests.reliability.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -54,13 +54,6 @@ def upload(client: S3Client, directory: Path, name: str, version: str) -> Pushed
     return Pushed(result.uri, result.manifest, directory)
 
 
-SIGNATURE = Signature(
-    key="serving_default",
-    inputs=(TensorSpec("x", "float32", (None, 4)),),
-    outputs=(TensorSpec("y", "float32", (None, 3)),),
-)
-
-
 def make_blob_artifact(directory: Path, seed: int, sizes: dict[str, int]) -> Path:
     """Random files of the given sizes: an artifact whose bytes matter only for their hashes."""
     rng = np.random.default_rng(seed)
@@ -73,17 +66,7 @@ def make_blob_artifact(directory: Path, seed: int, sizes: dict[str, int]) -> Pat
 
 def build_manifest(directory: Path, name: str, version: str) -> Manifest:
     """Write the artifact's manifest.json (small chunks) and return it."""
-    manifest = mf.build(
-        directory,
-        name=name,
-        version=version,
-        runtime="tensorflow",
-        precision="exact",
-        signature=SIGNATURE,
-        chunk_size=CHUNK,
-    )
-    manifest.write(directory)
-    return manifest
+    return write_artifact(directory, {}, name=name, version=version, chunk_size=CHUNK)
 
 
 @pytest.fixture(scope="session")
