@@ -11,6 +11,7 @@ otherwise be served and then fail every later check on disk.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -194,6 +195,19 @@ def _open_part(entry: mf.FileEntry, root: Path) -> _FileJob:
     return _FileJob(entry, target, part, fd, tuple(offsets))
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of `data` at `offset`. pwrite may write less than asked (a file system
+    filling up does); the rest is written again, so a full disk ends in ENOSPC, never in a
+    file with a hole that its chunk hashes, checked in memory, would not see."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written == 0:  # pragma: no cover - Linux raises ENOSPC instead
+            raise OSError(errno.ENOSPC, "no space left on device")
+        view = view[written:]
+        offset += written
+
+
 def _advance_hash(job: _FileJob, index: int, data: bytes) -> bool:
     """Record chunk `index` as written and feed the hasher what is now contiguous.
 
@@ -293,7 +307,7 @@ def fetch_files(
         except Exception as exc:
             raise FetchError(what, f"{type(exc).__name__}: {exc}", 1) from exc
         # ENOSPC propagates as OSError; the caller knows the budget and says so.
-        os.pwrite(job.fd, data, job.offsets[index])
+        _pwrite_all(job.fd, data, job.offsets[index])
         with count_lock:
             counted += len(data)
         if on_bytes is not None:
