@@ -10,13 +10,14 @@ import errno
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from preheat import constants as c
-from preheat.artifact.manifest import Manifest
+from preheat.artifact.manifest import FileEntry, Manifest
 from preheat.cache import local
 from preheat.cache import s3 as s3tier
 from preheat.cache.client import default_client
@@ -157,19 +158,20 @@ def _fetch_version(
         settings.cache_budget() if settings.cache_max_bytes is None else 0,
     )
     try:
-        s3tier.fetch_files(
-            client,
-            bucket=uri.bucket,
-            prefix=uri.prefix,
-            files=manifest.files,
-            dest=tmp,
-            concurrency=settings.fetch_concurrency,
-            retries=settings.fetch_retries,
-            attempt_s=settings.fetch_timeout_s,
-        )
-        return cache.commit(tmp, key, manifest, source_of(uri))
-    except OSError as exc:
+        with _room_on_disk(cache, manifest.total_bytes):
+            _fetch_into(tmp, manifest.files, uri, settings, client)
+            return cache.commit(tmp, key, manifest, source_of(uri))
+    except BaseException:
         cache.discard_tmp(tmp)
+        raise
+
+
+@contextmanager
+def _room_on_disk(cache: DiskCache, needed: int) -> Iterator[None]:
+    """Turn a file system that fills up while writing into a CacheFullError."""
+    try:
+        yield
+    except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
         # The budget said yes but the file system is fuller than it (another writer, or a
@@ -177,14 +179,28 @@ def _fetch_version(
         free = shutil.disk_usage(cache.root).free
         raise CacheFullError(
             str(cache.root),
-            manifest.total_bytes,
+            needed,
             free,
             f"the file system holds less than {c.ENV_CACHE_MAX_BYTES} allows: set it to what "
             "the disk really has, or raise the function's ephemeral storage",
         ) from None
-    except BaseException:
-        cache.discard_tmp(tmp)
-        raise
+
+
+def _fetch_into(
+    tmp: Path, files: Sequence[FileEntry], uri: ModelURI, settings: Settings, client: S3Client
+) -> int:
+    """Fetch `files` from the version's S3 prefix into `tmp`; bytes fetched."""
+    assert uri.bucket is not None
+    return s3tier.fetch_files(
+        client,
+        bucket=uri.bucket,
+        prefix=uri.prefix,
+        files=files,
+        dest=tmp,
+        concurrency=settings.fetch_concurrency,
+        retries=settings.fetch_retries,
+        attempt_s=settings.fetch_timeout_s,
+    )
 
 
 def _disk_only(hit: Hit) -> dict[str, int]:
@@ -201,17 +217,9 @@ def _repair(cache: DiskCache, hit: Hit, uri: ModelURI, settings: Settings, clien
     )
     tmp = cache.new_tmp(hit.key)
     try:
-        fetched = s3tier.fetch_files(
-            client,
-            bucket=uri.bucket,
-            prefix=uri.prefix,
-            files=hit.bad,
-            dest=tmp,
-            concurrency=settings.fetch_concurrency,
-            retries=settings.fetch_retries,
-            attempt_s=settings.fetch_timeout_s,
-        )
-        cache.replace_files(hit.key, tmp, hit.manifest, [f.path for f in hit.bad])
+        with _room_on_disk(cache, sum(f.size for f in hit.bad)):
+            fetched = _fetch_into(tmp, hit.bad, uri, settings, client)
+            cache.replace_files(hit.key, tmp, hit.manifest, [f.path for f in hit.bad])
     except BaseException:
         cache.discard_tmp(tmp)
         raise
