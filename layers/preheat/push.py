@@ -8,11 +8,13 @@ names is in place: a reader that sees a manifest can fetch the whole version.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,7 @@ from preheat.exceptions import (
     ConfigurationError,
     IntegrityError,
     ManifestError,
+    PreheatError,
     PushError,
 )
 from preheat.uri import ModelURI, check_name, model_uri
@@ -54,6 +57,8 @@ class PushResult:
     skipped_bytes: int
     chunks_uploaded: int
     chunks_skipped: int
+    # Whether a SavedModel was re-saved exact before the upload (see `push`'s slim).
+    slimmed: bool = False
 
 
 def parse_dest(dest: str) -> tuple[str, str]:
@@ -117,6 +122,34 @@ def prepare(src: Path, *, name: str, version: str) -> mf.Manifest:
         )
     # The same validation a reader applies, so nothing unreadable is ever pushed.
     return mf.from_dict(orjson.loads(manifest.to_json()))
+
+
+def _is_saved_model(src: Path) -> bool:
+    return not (src / c.MANIFEST_NAME).is_file() and (src / "saved_model.pb").is_file()
+
+
+def _slim_exact(
+    src: Path, out: Path, name: str, version: str, stage: Callable[[str], None]
+) -> Path:
+    """`src` re-saved exact into `out`; its outputs are proven bit-identical to the source's."""
+    from preheat.slim import slim
+
+    stage(f"re-saving {src} exact (bit-identical outputs; --no-slim pushes it as it is)")
+    try:
+        slim(
+            src,
+            out,
+            runtime="tensorflow",
+            precision="exact",
+            name=name,
+            version=version,
+            progress=lambda text: stage(f"slim: {text}"),
+        )
+    except PreheatError as exc:
+        raise PushError(
+            f"{src}: the exact re-save failed ({exc}); push the export as it is with --no-slim"
+        ) from exc
+    return out
 
 
 def _client(concurrency: int) -> S3Client:
@@ -219,8 +252,14 @@ def push(
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
+    slim: bool = True,
 ) -> PushResult:
     """Upload `src` (an artifact or a SavedModel directory) as NAME/VERSION under `dest`.
+
+    A SavedModel is first re-saved exact, as `preheat slim --precision exact` does: only
+    the signatures' functions and each weight once, with bit-identical outputs proven and
+    recorded in the manifest. It loads markedly faster at INIT. `slim=False` pushes the
+    export as it is. An artifact is always pushed as it is.
 
     `progress(done, total)` follows the upload in bytes; `on_stage(text)` names each step.
     Everything that can be checked cheaply (names, destination, bucket) is checked first.
@@ -233,6 +272,21 @@ def push(
     check_name("model version", version)
     client = s3_client or _client(concurrency)
     _s3_call(f"s3://{bucket}", lambda: client.head_bucket(Bucket=bucket), missing_bucket=True)
+    if slim and _is_saved_model(src):
+        with tempfile.TemporaryDirectory(prefix="preheat-push-") as tmp:
+            artifact = _slim_exact(src, Path(tmp) / "artifact", name, version, stage)
+            result = push(
+                artifact,
+                dest,
+                name=name,
+                version=version,
+                s3_client=client,
+                concurrency=concurrency,
+                progress=progress,
+                on_stage=on_stage,
+                slim=False,
+            )
+        return dataclasses.replace(result, slimmed=True)
     stage(f"hashing {src}")
     manifest = prepare(src, name=name, version=version)
     uri = model_uri(bucket, prefix, name, version)

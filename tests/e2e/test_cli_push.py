@@ -59,8 +59,32 @@ def test_push_json_then_again_skips_every_byte(
 def test_help_explains_the_verb(s3_env: dict[str, str]) -> None:
     res = preheat("push", "--help", env=s3_env)
     assert res.returncode == 0
-    for word in ("SRC", "s3://BUCKET/PREFIX", "--name", "--version", "--alias", "--json"):
+    for word in (
+        "SRC",
+        "s3://BUCKET/PREFIX",
+        "--name",
+        "--version",
+        "--alias",
+        "--json",
+        "--no-slim",
+    ):
         assert word in res.stdout
+
+
+def test_a_saved_model_is_pushed_exact_unless_no_slim(
+    s3_env: dict[str, str], dest: str, dense_model: Any
+) -> None:
+    slimmed = preheat(
+        "push", str(dense_model.path), dest, "--name", "d", "--version", "1", "--json", env=s3_env
+    )
+    assert slimmed.returncode == 0, slimmed.stderr
+    assert orjson.loads(slimmed.stdout)["slimmed"] is True
+    as_is = preheat(
+        "push", str(dense_model.path), dest, "--name", "d", "--version", "2", "--no-slim",
+        "--json", env=s3_env,
+    )  # fmt: skip
+    assert as_is.returncode == 0, as_is.stderr
+    assert orjson.loads(as_is.stdout)["slimmed"] is False
 
 
 @pytest.mark.parametrize(

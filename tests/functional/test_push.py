@@ -141,13 +141,47 @@ def test_a_saved_model_gets_a_tensorflow_manifest_with_its_signature(
     s3_client: Any, fresh_bucket: str, dense_model: Any
 ) -> None:
     result = push(
-        dense_model.path, f"s3://{fresh_bucket}/p", name="dense", version="1", s3_client=s3_client
+        dense_model.path,
+        f"s3://{fresh_bucket}/p",
+        name="dense",
+        version="1",
+        s3_client=s3_client,
+        slim=False,
     )
     m = result.manifest
+    assert not result.slimmed
     assert m.runtime == "tensorflow" and m.precision == "exact"
     assert m.signature == dense_model.signature
     assert {f.path for f in m.files} >= {"saved_model.pb"}
+    # Pushed as it is: the files are the export's own.
     assert m.source["fingerprint"] == mf.fingerprint(m.files)
+
+
+def test_a_saved_model_is_re_saved_exact_by_default_with_its_parity_proven(
+    s3_client: Any, fresh_bucket: str, two_signature_model: Any
+) -> None:
+    export = mf.scan_files(two_signature_model.path)
+    result = push(
+        two_signature_model.path,
+        f"s3://{fresh_bucket}/p",
+        name="two",
+        version="1",
+        s3_client=s3_client,
+    )
+    m = result.manifest
+    assert result.slimmed
+    assert m.runtime == "tensorflow" and m.precision == "exact"
+    assert m.name == "two" and m.version == "1"
+    assert m.signature == two_signature_model.signature
+    # Every signature survives the re-save, and the proof is in the manifest.
+    assert {s.key for s in m.signatures} == {s.key for s in two_signature_model.others}
+    assert m.parity["bit_identical"] is True
+    assert m.source["fingerprint"] == mf.fingerprint(export)
+    assert m.source["fingerprint"] != mf.fingerprint(m.files)
+    # What is in S3 is the re-saved artifact: its manifest and every chunk it names.
+    present = set(keys(s3_client, fresh_bucket))
+    assert "p/models/two/1/manifest.json" in present
+    assert {f"p/blobs/sha256/{ch.sha256}" for f in m.files for ch in f.chunks} <= present
 
 
 @pytest.mark.parametrize(

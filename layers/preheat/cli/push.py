@@ -26,6 +26,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="parallel chunk uploads (default 8)",
     )
+    parser.add_argument(
+        "--no-slim",
+        dest="slim",
+        action="store_false",
+        help="push a SavedModel as it is; by default it is first re-saved exact (only the "
+        "signatures' functions, each weight once, outputs proven bit-identical)",
+    )
     parser.epilog = (
         "Prints the model URI to put in PREHEAT_MODEL_URI. S3 is reached with boto3's usual "
         "credentials; AWS_ENDPOINT_URL_S3 points it at any S3-compatible server."
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         version=args.version,
         progress=progress,
         on_stage=lambda text: out.progress(f"{text} …", force=True),
+        slim=args.slim,
         **kwargs,
     )
     out.done_progress()
@@ -77,9 +85,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
         "skipped_bytes": result.skipped_bytes,
         "chunks_uploaded": result.chunks_uploaded,
         "chunks_skipped": result.chunks_skipped,
+        "slimmed": result.slimmed,
     }
     lines = [
         result.uri,
+        *(["re-saved exact: outputs bit-identical to the export"] if result.slimmed else []),
         f"uploaded {human_bytes(result.uploaded_bytes)} in {result.chunks_uploaded} chunks, "
         f"skipped {human_bytes(result.skipped_bytes)} already in S3 "
         f"({result.chunks_skipped} chunks)",
