@@ -76,3 +76,16 @@ def test_cmd_names_a_handler_that_exists() -> None:
     source = ROOT / function_copy[0] / f"{module}.py"
     tree = ast.parse(source.read_text())
     assert func in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_the_image_drops_exactly_what_tensorflow_pulls_in_for_keras() -> None:
+    """The lean image's uninstall list is what the user's TensorFlow environment has and the
+    lean one (TensorFlow without keras, plus preheat's runtime) does not."""
+    from preheat.bench.environments import LEAN_EXCLUDES, closure
+
+    with_keras = set(closure(["tensorflow-cpu"]))
+    without = set(closure(["tensorflow-cpu"], LEAN_EXCLUDES))
+    assert set(args()["KERAS_ONLY"].strip('"').split()) == with_keras - without
+    assert args()["WITH_KERAS"] == "false"
+    runs = " ".join(rest for word, rest in instructions() if word == "RUN")
+    assert 'if [ "${WITH_KERAS}" != "true" ]; then pip uninstall -y ${KERAS_ONLY}; fi' in runs

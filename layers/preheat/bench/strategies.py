@@ -121,6 +121,8 @@ def inference_code(ctx: Context) -> Path:
 
 
 class Baseline(Strategy):
+    """What users write today, in what `pip install tensorflow-cpu boto3` gives them."""
+
     name = "baseline"
     description = "boto3 download_file in INIT, then import tensorflow, load; first call traced"
 
@@ -128,13 +130,15 @@ class Baseline(Strategy):
         prefix = f"baseline/{ctx.name}/{ctx.version}"
         size = ctx.once("baseline-upload", lambda: upload_tree(ctx, prefix))
         env = {**ctx.s3_env, "BASELINE_BUCKET": ctx.bucket, "BASELINE_PREFIX": prefix}
-        return Deployment(
-            ctx.functions_dir / "baseline", BASELINE_HANDLER, env, artifact_bytes=size
-        )
+        layer, python = tensorflow_runtime(ctx, "user")
+        return Deployment(ctx.functions_dir / "baseline", BASELINE_HANDLER, env,
+                          layers=(layer,), artifact_bytes=size, python=python)  # fmt: skip
 
 
 class PreheatTF(Strategy):
-    """The source SavedModel pushed as is; fetch overlapped with import, warm-up in INIT.
+    """The SavedModel pushed as `preheat push` does by default (re-saved exact), fetched
+    from S3 overlapped with the TensorFlow import, warm-up in INIT, in preheat's lean
+    TensorFlow environment (the container image's packages).
 
     With `disk=True`, every measured environment finds the version already in its disk
     tier. The tier is a directory shared by the function's environments and seeded once by
@@ -148,7 +152,7 @@ class PreheatTF(Strategy):
         self.description = (
             "preheat, the version already in the disk tier (no S3 bytes)"
             if disk
-            else "preheat: S3 fetch overlapped with import tensorflow, warm-up in INIT"
+            else "preheat push (exact), S3 fetch overlapped with a lean TensorFlow import"
         )
 
     def prepare(self, ctx: Context) -> Deployment:
@@ -158,30 +162,9 @@ class PreheatTF(Strategy):
             shared = ctx.workdir / "disk-tier"
             shared.mkdir(parents=True, exist_ok=True)
             env[c.ENV_CACHE_DIR] = str(shared)
-        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
-                          prime=self.disk)  # fmt: skip
-
-
-class PreheatTFSlim(Strategy):
-    """`preheat slim --runtime tensorflow --precision exact` (each weight stored once), from S3.
-
-    Outputs must stay bit-identical to the source; fewer bytes cross the network at INIT.
-    """
-
-    name = "preheat-tf-slim"
-    description = "preheat slim exact (TensorFlow, weights once), fetched from S3"
-
-    def unavailable(self) -> str | None:
-        return _missing("preheat.slim.exact", "preheat slim (TensorFlow exact)")
-
-    def prepare(self, ctx: Context) -> Deployment:
-        artifact, parity = ctx.once("slim-exact", lambda: slim(ctx, "exact", "tensorflow"))
-        uri, size = ctx.once(
-            "push-exact", lambda: push_artifact(ctx, artifact, f"{ctx.name}-exact")
-        )
-        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
-        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, artifact_bytes=size,
-                          artifact_parity=parity)  # fmt: skip
+        layer, python = tensorflow_runtime(ctx, "lean")
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, layers=(layer,),
+                          artifact_bytes=size, prime=self.disk, python=python)  # fmt: skip
 
 
 _LITERT_NEEDS = (
@@ -253,6 +236,21 @@ def _unzip(zip_path: Path, target: Path) -> Path:
     return target
 
 
+def tensorflow_runtime(ctx: Context, kind: str) -> tuple[Path, str]:
+    """A TensorFlow environment (see environments.py) and the managed runtime's stand-in."""
+
+    def make() -> tuple[Path, str]:
+        from preheat.bench.environments import tensorflow_layer
+        from preheat.bench.managed import interpreter
+
+        ctx.progress(f"linking the {kind} TensorFlow environment")
+        layer = tensorflow_layer(kind, ctx.workdir / "environments")
+        return layer, str(interpreter(ctx.workdir))
+
+    result: tuple[Path, str] = ctx.once(f"tensorflow-{kind}", make)
+    return result
+
+
 def litert_runtime(ctx: Context) -> tuple[Path, str]:
     """The LiteRT runtime layer, unpacked, and an interpreter of the Python it targets."""
     from preheat.bench.managed import interpreter
@@ -302,7 +300,6 @@ for _s in (
     Baseline(),
     PreheatTF(),
     PreheatTF(disk=True),
-    PreheatTFSlim(),
     PreheatLiteRT("fp32"),
     PreheatLiteRT("fp16"),
     PreheatLiteRT("int8"),

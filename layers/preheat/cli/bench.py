@@ -70,7 +70,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="where bench.json and bench.png go (default ./bench-results)",
     )
     parser.add_argument(
-        "--memory-mb", type=int, default=3008, metavar="MB", help="function memory (default 3008)"
+        "--memory-mb",
+        type=int,
+        default=1769,
+        metavar="MB",
+        help="function memory; CPU follows it as on Lambda (default 1769: one vCPU)",
     )
     parser.add_argument(
         "--samples",
