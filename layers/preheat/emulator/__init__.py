@@ -3,6 +3,7 @@
 from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY, FunctionConfig
 from preheat.emulator.emulator import Emulator, InvokeResult
 from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
+from preheat.emulator.resources import ResourceModel, describe
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -12,4 +13,6 @@ __all__ = [
     "FunctionStats",
     "InvocationRecord",
     "InvokeResult",
+    "ResourceModel",
+    "describe",
 ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from preheat.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, InitCpu
 from preheat.exceptions import ConfigurationError
 
 # Where the emulated functions live; the account id is the placeholder moto uses too.
@@ -46,6 +47,11 @@ class FunctionConfig:
     # its sandboxes: work left running in background threads after INIT or a response
     # waits for the next event instead of finishing unseen.
     freeze: bool = False
+    # The CPU during INIT: "share" (the memory's share, all AWS documents) or "burst"
+    # (two vCPUs up to 3,008 MB, as measured by third parties); see resources.py.
+    init_cpu: InitCpu = DEFAULT_INIT_CPU
+    # The cores this function's environments run on; None: the emulator's `cpus`.
+    cpus: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -93,6 +99,12 @@ class FunctionConfig:
                 self.reserved_concurrency,
                 "use 0 or more (0 throttles every invoke), or None for the global limit",
             )
+        if self.init_cpu not in INIT_CPU_RULES:
+            raise ConfigurationError(
+                f"{self.name}: init_cpu", self.init_cpu, f"use one of {', '.join(INIT_CPU_RULES)}"
+            )
+        if self.cpus is not None:
+            object.__setattr__(self, "cpus", check_cpus(f"{self.name}: cpus", self.cpus))
         for layer in self.layers:
             if not layer.is_dir():
                 raise ConfigurationError(
@@ -109,6 +121,19 @@ class FunctionConfig:
     @property
     def arn(self) -> str:
         return function_arn(self.name)
+
+
+def check_cpus(what: str, cpus: object) -> tuple[int, ...]:
+    """A non-empty list of distinct core numbers, sorted; ConfigurationError otherwise."""
+    items = list(cpus) if isinstance(cpus, Iterable) and not isinstance(cpus, str) else None
+    if items is None or not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in items
+    ):
+        raise ConfigurationError(what, cpus, "use a list of core numbers, e.g. (0, 1)")
+    found = tuple(sorted({int(c) for c in items}))
+    if not found:
+        raise ConfigurationError(what, cpus, "name at least one core, or None for any")
+    return found
 
 
 def function_arn(name: str, qualifier: str | None = None) -> str:

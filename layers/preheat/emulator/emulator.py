@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import logging
 import shutil
 import tempfile
 import threading
@@ -18,7 +19,13 @@ from types import TracebackType
 import orjson
 
 from preheat import constants as c
-from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY, FunctionConfig, function_arn
+from preheat.emulator.cgroups import CGROUP_ROOT, Cgroups
+from preheat.emulator.config import (
+    DEFAULT_MAX_CONCURRENCY,
+    FunctionConfig,
+    check_cpus,
+    function_arn,
+)
 from preheat.emulator.environment import Environment, python_version
 from preheat.emulator.errors import (
     ApiError,
@@ -33,7 +40,10 @@ from preheat.emulator.invoke_api import EVENT_PAYLOAD_LIMIT_BYTES, InvokeServer
 from preheat.emulator.logbuffer import LogSink
 from preheat.emulator.opt import build_opt
 from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
+from preheat.emulator.resources import ResourceModel, available_cpus, format_cpus, resource_model
 from preheat.exceptions import ConfigurationError
+
+logger = logging.getLogger("preheat.emulator")
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 # An Event invoke that finds no free concurrency waits this long for some, then is dropped
@@ -68,6 +78,7 @@ class InvokeResult:
 class _Pool:
     fn: FunctionConfig
     opt_dir: Path
+    resources: ResourceModel
     environments: list[Environment] = field(default_factory=list)
     idle: list[Environment] = field(default_factory=list)  # most recently used last
     in_flight: int = 0
@@ -78,8 +89,15 @@ class Emulator:
     """A local Lambda: `with Emulator([FunctionConfig(...)]) as emu:` then invoke `emu.endpoint_url`.
 
     Each environment is a fresh `python -m awslambdaric` process polling its own Runtime
-    API port. On exit every process group is killed, every temp dir removed and the
-    server stopped, also when the body raised (KeyboardInterrupt included).
+    API port, in a cgroup of its own with the CPU share and memory limit Lambda gives its
+    memory size (see `resource_model`). On exit every process group is killed, every temp
+    dir and cgroup removed and the server stopped, also when the body raised
+    (KeyboardInterrupt included).
+
+    `cpus` keeps every function's environments on those cores (a function's own
+    `FunctionConfig.cpus` wins), e.g. off the cores of a local S3 server. `confine=False`
+    runs them unconfined, as without root. What could not be modelled is said once, in
+    `notices` and on the "preheat.emulator" logger.
     """
 
     def __init__(
@@ -94,6 +112,9 @@ class Emulator:
         log_sink: LogSink | None = None,
         reap_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cpus: Sequence[int] | None = None,
+        confine: bool = True,
+        cgroup_root: Path = CGROUP_ROOT,
     ) -> None:
         names = [f.name for f in functions]
         if len(set(names)) != len(names):
@@ -102,7 +123,12 @@ class Emulator:
             raise ConfigurationError("max_concurrency", max_concurrency, "use 1 or more")
         if not 0 <= port <= 65535:
             raise ConfigurationError("port", port, "use 0 (any free port) to 65535")
+        self.cpus = check_cpus("cpus", cpus) if cpus is not None else None
         self.functions = {f.name: f for f in functions}
+        self.confine = confine
+        self._cgroup_root = cgroup_root
+        self._cgroups: Cgroups | None = None
+        self.notices: list[str] = []
         self.host = host
         self.port = port
         self.max_concurrency = max_concurrency
@@ -134,10 +160,11 @@ class Emulator:
             self.workdir = Path(
                 tempfile.mkdtemp(prefix="preheat-emulator-", dir=self._workdir_parent)
             )
+            models = self._resource_models()
             for fn in self.functions.values():
                 python_version(fn.python)  # asked once now, not during a cold start
                 opt = build_opt(self.workdir / "functions" / fn.name / "opt", fn.layers)
-                self._pools[fn.name] = _Pool(fn, opt)
+                self._pools[fn.name] = _Pool(fn, opt, models[fn.name])
             try:
                 self._server = InvokeServer((self.host, self.port), self)
             except OSError as exc:
@@ -154,6 +181,63 @@ class Emulator:
             self.close()
             raise
         return self
+
+    def _resource_models(self) -> dict[str, ResourceModel]:
+        """Check the cores, open the cgroups and settle what each function runs under."""
+        machine = set(available_cpus())
+        wanted = {fn.name: fn.cpus or self.cpus for fn in self.functions.values()}
+        for name, cpus in wanted.items():
+            outside = sorted(set(cpus or ()) - machine)
+            if outside:
+                raise ConfigurationError(
+                    f"{name}: cpus" if self.functions[name].cpus else "cpus",
+                    format_cpus(cpus or ()),
+                    f"cores {format_cpus(outside)} are not available here; "
+                    f"use cores among {format_cpus(machine)}",
+                )
+        reason: str | None = "confinement is turned off (confine=False)"
+        if self.confine:
+            cgroups = Cgroups(self._cgroup_root)
+            reason = cgroups.open(want_cpuset=any(wanted.values()))
+            self._cgroups = cgroups if reason is None else None
+        confined = self._cgroups is not None
+        version = self._cgroups.host.version if self._cgroups else None
+        models = {
+            fn.name: resource_model(
+                fn.memory_mb,
+                fn.init_cpu,
+                wanted[fn.name],
+                confined=confined,
+                cgroup_version=version,
+            )
+            for fn in self.functions.values()
+        }
+        if reason is not None and self.confine:
+            self._notice(reason)
+        for name, model in models.items():
+            for note in model.notes:
+                self._notice(f"function {name}: {note}")
+        if self._cgroups is not None and any(wanted.values()) and not self._cgroups.cpuset:
+            self._notice(
+                "no writable cpuset cgroup: environments are kept on their cores by CPU "
+                "affinity, which a handler could widen"
+            )
+        return models
+
+    def _notice(self, message: str) -> None:
+        if message not in self.notices:
+            self.notices.append(message)
+            logger.warning("%s", message)
+
+    def resource_model(self, name: str) -> ResourceModel:
+        """What `name`'s environments run under: CPU quota, memory limit, cores, confinement."""
+        with self._lock:
+            pool = self._pools.get(name)
+        if pool is None:
+            if name not in self.functions:
+                raise ConfigurationError("function", name, f"known: {', '.join(self.functions)}")
+            raise RuntimeError("the emulator is not started; use it as a context manager")
+        return pool.resources
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -198,6 +282,8 @@ class Emulator:
             for t in list(self._helpers):
                 if t is not threading.current_thread():
                     t.join(5.0)
+            if self._cgroups is not None:
+                self._cgroups.close()
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -326,6 +412,8 @@ class Emulator:
                     self.host,
                     self._log_sink,
                     self._clock,
+                    resources=pool.resources,
+                    cgroups=self._cgroups,
                 )
                 pool.environments.append(env)
                 pool.in_flight += 1

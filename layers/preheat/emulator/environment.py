@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from preheat import constants as c
+from preheat.emulator.cgroups import CgroupError, Cgroups, EnvCgroup
 from preheat.emulator.config import REGION, FunctionConfig
 from preheat.emulator.errors import function_error
 from preheat.emulator.invocation import Invocation
@@ -25,7 +26,8 @@ from preheat.emulator.records import (
     Outcome,
     billed_ms,
 )
-from preheat.emulator.sandbox import Sandbox
+from preheat.emulator.resources import ResourceModel
+from preheat.emulator.sandbox import OUT_OF_MEMORY, Sandbox
 
 # Where the environment's merged layers are; on Lambda that is simply /opt.
 ENV_OPT_DIR = "PREHEAT_OPT_DIR"
@@ -64,8 +66,14 @@ class Environment:
         host: str,
         log_sink: LogSink | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resources: ResourceModel | None = None,
+        cgroups: Cgroups | None = None,
     ) -> None:
         self.fn = fn
+        self.resources = resources
+        # None: runs unconfined (no root, no controllers, or confinement turned off).
+        self.cgroups = cgroups
+        self._spawns = 0
         self.env_id = env_id
         self.root = root
         self.tmp = root / "tmp"
@@ -120,6 +128,7 @@ class Environment:
                 invocations=tuple(self.records),
                 end_reason=end,
                 log_stream=self.log_stream,
+                resources=self.resources,
             )
 
     # -- the process's environment ------------------------------------------------------
@@ -165,12 +174,38 @@ class Environment:
         env.update(fn.env)
         return env
 
+    def _cgroup(self) -> tuple[EnvCgroup | None, str | None]:
+        """A fresh cgroup for the next process (an INIT retry gets its own OOM count)."""
+        res = self.resources
+        if self.cgroups is None or res is None or not res.confined:
+            return None, None
+        self._spawns += 1
+        try:
+            cg = self.cgroups.create(
+                f"env-{self.env_id}-{self._spawns}", res.memory_mb, res.init_vcpus, res.cpus
+            )
+        except CgroupError as exc:
+            return None, str(exc)
+        return cg, None
+
     def _spawn(self) -> Sandbox:
-        sb = Sandbox(self.host, self.log, freeze=self.fn.freeze)
+        res = self.resources
+        cgroup, failure = self._cgroup()
+        sb = Sandbox(
+            self.host,
+            self.log,
+            freeze=self.fn.freeze,
+            cgroup=cgroup,
+            cpus=res.cpus if res else None,
+            run_vcpus=res.vcpus if res and res.vcpus != res.init_vcpus else None,
+        )
         with self._lock:
             self.sandbox = sb
             killed = self.end_reason is not None
-        if not killed:
+        if failure is not None and not killed:
+            # Running it unconfined would report figures the model does not back.
+            sb.fail_to_start(f"could not confine the runtime: {failure}")
+        elif not killed:
             sb.start(
                 [self.fn.python, "-m", "awslambdaric", self.fn.handler],
                 self.variables(sb.address),
@@ -259,14 +294,19 @@ class Environment:
             return True, retried_at
         if result == "exited":
             sb.drain_log()
-            self.kill("crash")
             status = sb.exit_status or "unknown"
+            error_type = sb.exit_error_type
+            if sb.out_of_memory:
+                elapsed = (time.perf_counter() - sb.started_at) * 1000.0
+                self.log.write(
+                    f"INIT_REPORT Init Duration: {elapsed:.2f} ms\tPhase: init\tStatus: error"
+                    f"\tError Type: {error_type}\n".encode()
+                )
+            self.kill("out_of_memory" if sb.out_of_memory else "crash")
             inv.finish(
                 "crash",
-                function_error(
-                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
-                ),
-                "Runtime.ExitError",
+                function_error(error_type, f"Runtime exited with error: {status}", inv.request_id),
+                error_type,
             )
             return True, retried_at
         return False, retried_at
@@ -297,8 +337,9 @@ class Environment:
         end = inv.finished_at or time.perf_counter()
         duration = max(end - t0, 0.0) * 1000.0
         outcome: Outcome = inv.outcome or "crash"
+        oom = outcome == "crash" and inv.error_type == OUT_OF_MEMORY
         if outcome == "crash":
-            self.kill("crash")
+            self.kill("out_of_memory" if oom else "crash")
             self.log.write(inv.body + b"\n")
         rec = InvocationRecord(
             request_id=inv.request_id,
@@ -311,7 +352,8 @@ class Environment:
             duration_ms=duration,
             billed_duration_ms=billed_ms(duration, init_ms),
             memory_size_mb=self.fn.memory_mb,
-            max_memory_used_mb=sb.peak_rss_mb(),
+            # Lambda reports the whole memory size as used when it ran out of it.
+            max_memory_used_mb=self.fn.memory_mb if oom else sb.peak_rss_mb(),
             error_type=inv.error_type if outcome != "success" else None,
             started_at=started_wall,
         )

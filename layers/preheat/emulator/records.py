@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from preheat.emulator.resources import ResourceModel
+
 Outcome = Literal["success", "error", "timeout", "crash", "init_error", "throttled"]
 EnvState = Literal["initializing", "idle", "busy", "dead"]
 
@@ -66,10 +68,13 @@ class EnvironmentRecord:
     state: EnvState
     init_duration_ms: float | None
     invocations: tuple[InvocationRecord, ...]
-    # Why it ended: reaped, timeout, crash, init_error, killed, shutdown; None while alive.
+    # Why it ended: reaped, timeout, crash, out_of_memory, init_error, killed, shutdown;
+    # None while alive.
     end_reason: str | None
     # AWS_LAMBDA_LOG_STREAM_NAME inside the environment: how a handler names itself.
     log_stream: str
+    # The CPU quota, memory limit and cores it ran under, and whether a cgroup enforced them.
+    resources: ResourceModel | None = None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from preheat.emulator.cgroups import CgroupError, EnvCgroup
 from preheat.emulator.errors import function_error
 from preheat.emulator.invocation import Invocation
 from preheat.emulator.logbuffer import LogBuffer, Pipe
+from preheat.emulator.resources import pinned
 from preheat.emulator.runtime_api import RuntimeServer
 
 InitOutcome = Literal["ready", "init_error", "exited", "timeout"]
+
+# The error types Lambda gives a runtime that exits on its own, and one the kernel killed
+# for exceeding the function's memory.
+EXIT_ERROR = "Runtime.ExitError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 # Waits poll at this period too, so that no wait depends on a notification alone.
 _TICK_S = 0.5
@@ -26,8 +33,22 @@ _TICK_S = 0.5
 class Sandbox:
     """A runtime process's whole world: its Runtime API server, its state, its output pipe."""
 
-    def __init__(self, host: str, log: LogBuffer, freeze: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        log: LogBuffer,
+        freeze: bool = False,
+        cgroup: EnvCgroup | None = None,
+        cpus: Sequence[int] | None = None,
+        run_vcpus: float | None = None,
+    ) -> None:
         self.cond = threading.Condition()
+        # Where the process runs: its cgroup (None: unconfined), its cores, and the CPU
+        # quota it gets once INIT is over (None: the same as during INIT).
+        self.cgroup = cgroup
+        self.cpus = tuple(cpus) if cpus else None
+        self.run_vcpus = run_vcpus
+        self.out_of_memory = False
         self.freeze = freeze
         self.frozen = False
         self.log = log
@@ -38,6 +59,7 @@ class Sandbox:
         self.init_error: bytes | None = None
         self.init_error_type: str | None = None
         self.exit_status: str | None = None
+        self.exit_error_type = EXIT_ERROR
         self.closed = False
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
@@ -57,24 +79,26 @@ class Sandbox:
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
         read_fd, write_fd = os.pipe()
         self.started_at = time.perf_counter()
+        if self.cgroup is not None:
+            argv = self.cgroup.wrap(argv)
         try:
-            self.proc = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                # Its own process group, so a kill takes whatever the handler spawned too.
-                start_new_session=True,
-            )
+            # Pinned in this thread only: the child inherits the cores from its first
+            # instruction, confined or not.
+            with pinned(self.cpus):
+                self.proc = subprocess.Popen(
+                    list(argv),
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=write_fd,
+                    # Its own process group, so a kill takes whatever the handler spawned too.
+                    start_new_session=True,
+                )
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
-            with self.cond:
-                self.exit_status = f"could not start {argv[0]}: {exc.strerror or exc}"
-                self.closed = True
-                self.cond.notify_all()
+            self.fail_to_start(f"could not start {argv[0]}: {exc.strerror or exc}")
             return
         os.close(write_fd)
         self.pipe = self.log.follow(read_fd)
@@ -82,21 +106,32 @@ class Sandbox:
             target=self._reap, args=(self.proc,), name=f"wait-{self.log.env_id}", daemon=True
         ).start()
 
+    def fail_to_start(self, status: str) -> None:
+        """No process will run: INIT sees it exited, with `status` as the reason."""
+        self.started_at = self.started_at or time.perf_counter()
+        with self.cond:
+            self.exit_status = status
+            self.closed = True
+            self.cond.notify_all()
+
     def _reap(self, proc: subprocess.Popen[bytes]) -> None:
         code = proc.wait()
         status = f"signal: {_signal_name(-code)}" if code < 0 else f"exit status {code}"
+        # The kernel's own count, not a guess from SIGKILL: a timeout's kill is one too.
+        oom = code == -signal.SIGKILL and self.cgroup is not None and self.cgroup.oom_kills() > 0
+        error_type = OUT_OF_MEMORY if oom else EXIT_ERROR
         with self.cond:
             self.exit_status = status
+            self.exit_error_type = error_type
+            self.out_of_memory = oom
             self.closed = True
             stranded = [i for i in (self.current, self.pending) if i is not None]
             self.cond.notify_all()
         for inv in stranded:
             inv.finish(
                 "crash",
-                function_error(
-                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
-                ),
-                "Runtime.ExitError",
+                function_error(error_type, f"Runtime exited with error: {status}", inv.request_id),
+                error_type,
             )
 
     @property
@@ -143,6 +178,10 @@ class Sandbox:
         self.server.server_close()
         if self.pipe is not None:
             self.pipe.join(1.0)
+        if self.cgroup is not None:
+            # Whatever left the process group (setsid, a daemon) still sits in the cgroup.
+            with contextlib.suppress(CgroupError):
+                self.cgroup.remove()
 
     def drain_log(self) -> None:
         if self.pipe is not None:
@@ -168,6 +207,7 @@ class Sandbox:
         with self.cond:
             if self.closed:
                 status = self.exit_status or "the environment was shut down"
+                error_type = self.exit_error_type
                 stranded = True
             else:
                 if self.frozen:
@@ -179,10 +219,8 @@ class Sandbox:
         if stranded:
             inv.finish(
                 "crash",
-                function_error(
-                    "Runtime.ExitError", f"Runtime exited with error: {status}", inv.request_id
-                ),
-                "Runtime.ExitError",
+                function_error(error_type, f"Runtime exited with error: {status}", inv.request_id),
+                error_type,
             )
 
     # -- the Runtime API side ----------------------------------------------------------
@@ -191,6 +229,7 @@ class Sandbox:
         with self.cond:
             if self.ready_at is None:
                 self.ready_at = time.perf_counter()
+                self._end_init_cpu()
                 self.cond.notify_all()
             self.current = None
             if self.pending is None and self.freeze:
@@ -205,6 +244,12 @@ class Sandbox:
             inv, self.pending = self.pending, None
             self.current = inv
             return inv
+
+    def _end_init_cpu(self) -> None:
+        # INIT is over at the runtime's first /next: from here on, the invoke's share.
+        if self.cgroup is not None and self.run_vcpus is not None:
+            with contextlib.suppress(CgroupError):
+                self.cgroup.set_vcpus(self.run_vcpus)
 
     def post_response(self, request_id: str, body: bytes) -> bool:
         inv = self._current(request_id)
