@@ -148,3 +148,34 @@ def test_table_warns_when_the_model_answers_a_constant() -> None:
     assert "cannot tell strategies apart" in table(result_dict(result))
     result.model["constant_outputs"] = False
     assert "cannot tell" not in table(result_dict(result))
+
+
+def test_the_import_under_fetch_and_inits_past_the_limit_are_reported() -> None:
+    fetching = StrategyRun("preheat-tf", "p")
+    fetching.cold_starts = [
+        _cold("preheat-tf", i, init, init) for i, init in enumerate([2400, 2600])
+    ]
+    on_disk = StrategyRun("preheat-tf-disk", "d")
+    on_disk.cold_starts = [_cold("preheat-tf-disk", i, 2000, 2000) for i in range(2)]
+    slow = StrategyRun("baseline", "b")
+    slow.cold_starts = [
+        _cold("baseline", i, init, init) for i, init in enumerate([9000, 11000, 12000])
+    ]
+    result = BenchResult(
+        created="t",
+        model={"name": "m"},
+        network=NetworkInfo("loopback", False),
+        settings={"cold_starts": 3},
+        strategies=[slow, fetching, on_disk],
+        bursts=[],
+    )
+    doc = result_dict(result)
+    # Imports are half of INIT in _cold: 1250 ms while fetching against 1000 ms on disk.
+    assert doc["import_under_fetch"] == 1.25
+    by_name = {s["name"]: s["summary"] for s in doc["strategies"]}
+    assert by_name["baseline"]["init_over_limit"] == 2
+    assert by_name["preheat-tf"]["init_over_limit"] == 0
+    text = table(doc)
+    assert "import while fetching: preheat-tf's import / preheat-tf-disk's = 1.25x" in text
+    assert "baseline 2 of 3" in text
+    assert "INIT phases" in text

@@ -9,6 +9,12 @@ from preheat.bench.records import BenchResult, Burst, ColdStart, Parity, Strateg
 from preheat.bench.stats import median, median_by_key, percentile, ratio
 
 BASELINE = "baseline"
+# Lambda stops an on-demand INIT at this limit (and retries it inside the first invoke).
+INIT_LIMIT_MS = 10_000.0
+# The import is compared between these two: the same code and environment, the first
+# fetching from S3 while it imports, the second with the version already on disk.
+FETCHING, NOT_FETCHING = "preheat-tf", "preheat-tf-disk"
+PHASES = ("download", "import", "fetch", "fetch wait", "load", "warmup")
 
 
 def worst_parity(parities: list[Parity]) -> Parity | None:
@@ -35,6 +41,10 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
         "cold_starts": len(ok),
         "errors": len(run.cold_starts) - len(ok),
         "init_ms": median(c.init_ms for c in ok if c.init_ms is not None),
+        # Cold starts whose INIT Lambda would have cut off (the bench lets them finish).
+        "init_over_limit": sum(
+            1 for c in ok if c.init_ms is not None and c.init_ms > INIT_LIMIT_MS
+        ),
         "phases_ms": median_by_key([c.phases_ms for c in ok]),
         "first_response_ms": median(
             c.first_response_ms for c in ok if c.first_response_ms is not None
@@ -100,6 +110,11 @@ def result_dict(result: BenchResult) -> dict[str, Any]:
             entry["summary"] = summaries[s.name]
             entry["ratios"] = ratios(summaries[s.name], base)
         strategies.append(entry)
+    imports = {
+        name: summaries[name]["phases_ms"].get("import")
+        for name in (FETCHING, NOT_FETCHING)
+        if name in summaries
+    }
     base_burst = next((b for b in result.bursts if b.strategy == BASELINE), None)
     bursts = []
     for b in result.bursts:
@@ -114,6 +129,8 @@ def result_dict(result: BenchResult) -> dict[str, Any]:
         "baseline": BASELINE if base is not None else None,
         "strategies": strategies,
         "bursts": bursts,
+        # > 1: the import ran that much slower while the fetch ran beside it.
+        "import_under_fetch": ratio(imports.get(FETCHING), imports.get(NOT_FETCHING)),
     }
 
 
@@ -155,6 +172,16 @@ def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _phase_grid(doc: Mapping[str, Any]) -> list[str]:
+    """INIT phases per strategy (medians); fetch overlaps the imports, fetch wait does not."""
+    rows = []
+    for s in doc["strategies"]:
+        if s["available"] and s["summary"]["cold_starts"]:
+            phases = s["summary"]["phases_ms"]
+            rows.append([s["name"], *(_ms(phases.get(p)) for p in PHASES)])
+    return _grid(["INIT phases", *PHASES], rows) if rows else []
 
 
 def table(doc: Mapping[str, Any]) -> str:
@@ -213,6 +240,23 @@ def table(doc: Mapping[str, Any]) -> str:
         lines.append(
             "note: the model answers every input with the same constant outputs (random "
             "weights), so parity here cannot tell strategies apart"
+        )
+    lines += ["", *_phase_grid(doc)]
+    under = doc.get("import_under_fetch")
+    if under is not None:
+        lines.append(
+            f"import while fetching: {FETCHING}'s import / {NOT_FETCHING}'s = {under:.2f}x "
+            "(1.00x: the fetch does not slow the import at all)"
+        )
+    over = [
+        f"{s['name']} {s['summary']['init_over_limit']} of {s['summary']['cold_starts']}"
+        for s in doc["strategies"]
+        if s["available"] and s["summary"].get("init_over_limit")
+    ]
+    if over:
+        lines.append(
+            f"INIT past Lambda's {INIT_LIMIT_MS / 1000:.0f} s limit (Lambda would have cut it "
+            f"off and retried it in the invoke): {', '.join(over)}"
         )
     if doc["bursts"]:
         bheader = ["burst", "environments", "all answered", "speedup", "INIT median / max"]
