@@ -24,6 +24,7 @@ VERBS: tuple[str, ...] = (
     "layer",
     "emulate",
     "bench",
+    "profile",
     "demo",
     "deploy",
     "destroy",
