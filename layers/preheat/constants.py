@@ -16,6 +16,9 @@ ENV_ALLOW_STALE: Final = "PREHEAT_ALLOW_STALE"
 ENV_WARMUP: Final = "PREHEAT_WARMUP"
 ENV_PREFETCH: Final = "PREHEAT_PREFETCH"
 ENV_WARM_HOLD_CAP_MS: Final = "PREHEAT_WARM_HOLD_CAP_MS"
+# How the TensorFlow runtime is imported: "lean" (only what serving a SavedModel needs) or
+# "full" (`import tensorflow`); see runtimes/tf_import.py.
+ENV_TF_IMPORT: Final = "PREHEAT_TF_IMPORT"
 
 # Lambda's own variables that preheat reads.
 ENV_LAMBDA_FUNCTION_NAME: Final = "AWS_LAMBDA_FUNCTION_NAME"
@@ -33,6 +36,8 @@ DEFAULT_FETCH_TIMEOUT_S: Final = 5.0
 # FetchError, so that a stalled S3 is reported before Lambda's 10 s INIT limit cuts it off.
 FETCH_STALL_LIMIT_S: Final = 8.0
 DEFAULT_WARM_HOLD_CAP_MS: Final = 2_000
+DEFAULT_TF_IMPORT: Final = "lean"
+TF_IMPORT_CHOICES: Final = ("lean", "full")
 
 # Artifact format (see artifact/manifest.py).
 ARTIFACT_FORMAT: Final = "preheat.artifact/1"

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from preheat import constants as c
 from preheat.exceptions import ConfigurationError
@@ -49,6 +49,13 @@ def _float(name: str, raw: str, minimum: float) -> float:
     return v
 
 
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    v = raw.strip().lower()
+    if v not in choices:
+        raise ConfigurationError(name, raw, f"use one of {', '.join(choices)}")
+    return v
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that tunes how preheat finds, fetches and loads a model."""
@@ -65,6 +72,8 @@ class Settings:
     warmup: bool = True
     prefetch: bool = True
     warm_hold_cap_ms: int = c.DEFAULT_WARM_HOLD_CAP_MS
+    # "lean" imports only what serving a SavedModel needs, falling back to "full" on failure.
+    tf_import: Literal["lean", "full"] = c.DEFAULT_TF_IMPORT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +92,10 @@ class Settings:
         if self.warm_hold_cap_ms < 0:
             raise ConfigurationError(
                 "warm_hold_cap_ms", self.warm_hold_cap_ms, "use milliseconds >= 0"
+            )
+        if self.tf_import not in c.TF_IMPORT_CHOICES:
+            raise ConfigurationError(
+                "tf_import", self.tf_import, f"use one of {', '.join(c.TF_IMPORT_CHOICES)}"
             )
 
     @classmethod
@@ -112,6 +125,8 @@ class Settings:
             values["prefetch"] = _bool(c.ENV_PREFETCH, v)
         if (v := env.get(c.ENV_WARM_HOLD_CAP_MS)) is not None:
             values["warm_hold_cap_ms"] = _int(c.ENV_WARM_HOLD_CAP_MS, v, 0)
+        if (v := env.get(c.ENV_TF_IMPORT)) is not None and v.strip():
+            values["tf_import"] = _choice(c.ENV_TF_IMPORT, v, c.TF_IMPORT_CHOICES)
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:

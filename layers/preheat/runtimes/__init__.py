@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from preheat.exceptions import LoadError, UnsupportedModel
+from preheat.runtimes import imports
 
 if TYPE_CHECKING:
     from preheat.artifact.manifest import Manifest
     from preheat.runtimes.base import Model
+    from preheat.runtimes.imports import RuntimeImport
+    from preheat.settings import Settings
 
 # manifest.runtime → the module that loads it.
 RUNTIME_MODULES: dict[str, str] = {
@@ -28,23 +31,43 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> Model:
-    """Build the model in `directory` with the runtime its manifest names."""
+def _module_name(manifest: Manifest) -> str:
     module_name = RUNTIME_MODULES.get(manifest.runtime)
     if module_name is None:
         raise UnsupportedModel(
             f"runtime {manifest.runtime!r} of {manifest.name}/{manifest.version} is not one of "
             f"{', '.join(RUNTIME_MODULES)}"
         )
-    module = importlib.import_module(module_name)
+    return module_name
+
+
+def _not_installed(manifest: Manifest, exc: ModuleNotFoundError) -> LoadError:
+    return LoadError(
+        f"{manifest.name}/{manifest.version} needs the {manifest.runtime} runtime, but "
+        f"{exc.name} is not installed here; deploy the container image for TensorFlow "
+        "artifacts, or the LiteRT runtime layer for LiteRT ones (`preheat slim`)"
+    )
+
+
+def import_for(manifest: Manifest, settings: Settings | None = None) -> RuntimeImport:
+    """Import the runtime `manifest` names, once per process (a no-op when already done)."""
+    _module_name(manifest)
     try:
+        return imports.ensure(manifest.runtime, settings)
+    except ModuleNotFoundError as exc:
+        raise _not_installed(manifest, exc) from exc
+
+
+def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> Model:
+    """Build the model in `directory` with the runtime its manifest names."""
+    module_name = _module_name(manifest)
+    # Usually a no-op: the runtime was imported early in INIT (see runtimes/imports.py).
+    import_for(manifest)
+    try:
+        module = importlib.import_module(module_name)
         return cast("Model", module.load(directory, manifest, warmup=warmup))
     except ModuleNotFoundError as exc:
-        raise LoadError(
-            f"{manifest.name}/{manifest.version} needs the {manifest.runtime} runtime, but "
-            f"{exc.name} is not installed here; deploy the container image for TensorFlow "
-            "artifacts, or the LiteRT runtime layer for LiteRT ones (`preheat slim`)"
-        ) from exc
+        raise _not_installed(manifest, exc) from exc
 
 
 def warm_up(model: Model) -> None:
@@ -64,4 +87,4 @@ def warm_up(model: Model) -> None:
         ) from exc
 
 
-__all__ = ["RUNTIME_MODULES", "load", "warm_up"]
+__all__ = ["RUNTIME_MODULES", "import_for", "load", "warm_up"]

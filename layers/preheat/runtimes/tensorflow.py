@@ -1,7 +1,9 @@
 """The TensorFlow runtime: describe a SavedModel's signatures, load it and warm it up.
 
 TensorFlow is imported inside the functions, never at module import, so that
-`import preheat` stays light.
+`import preheat` stays light. Loading and predicting go through `tf_import.api()`: the
+internal entry points a lean import provides (see tf_import.py). `describe_saved_model`
+runs in the tools at push and slim time and imports TensorFlow in full.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from preheat.artifact.manifest import Manifest, Signature, TensorSpec
 from preheat.exceptions import LoadError, UnsupportedModel
-from preheat.runtimes import warm_up
+from preheat.runtimes import tf_import, warm_up
 
 SERVING_KEY = "serving_default"
 
@@ -68,10 +70,14 @@ def describe_saved_model(path: Path) -> tuple[Signature, tuple[Signature, ...]]:
 class TensorFlowModel:
     """A loaded SavedModel's serving signature, answering with numpy arrays."""
 
-    def __init__(self, loaded: Any, fn: Any, manifest: Manifest, directory: Path) -> None:
+    def __init__(
+        self, loaded: Any, fn: Any, manifest: Manifest, directory: Path, api: tf_import.TFApi
+    ) -> None:
         # `loaded` owns the variables and assets the signature function reads: keep it alive.
         self._loaded = loaded
         self._fn = fn
+        self._api = api
+        self._dtypes = {spec.name: _tf_dtype(api, spec.dtype) for spec in manifest.signature.inputs}
         self._manifest = manifest
         self.directory = directory
         # Filled by preheat.loader: where the model came from and what each INIT phase cost.
@@ -86,10 +92,8 @@ class TensorFlowModel:
         return self._manifest
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-
         tensors = {
-            spec.name: tf.constant(inputs[spec.name], dtype=_tf_dtype(spec.dtype))
+            spec.name: self._api.constant(inputs[spec.name], dtype=self._dtypes[spec.name])
             for spec in self.signature.inputs
         }
         outputs = self._fn(**tensors)
@@ -100,10 +104,8 @@ class TensorFlowModel:
         return f"TensorFlowModel({m.name}/{m.version}, signature={m.signature.key!r})"
 
 
-def _tf_dtype(dtype: str) -> Any:
-    import tensorflow as tf
-
-    return tf.string if dtype == "string" else tf.as_dtype(dtype)
+def _tf_dtype(api: tf_import.TFApi, dtype: str) -> Any:
+    return api.string if dtype == "string" else api.as_dtype(dtype)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -115,18 +117,58 @@ def _same_io(a: Signature, b: Signature) -> bool:
     return (a.inputs, a.outputs) == (b.inputs, b.outputs)
 
 
+def _keras_needed(exc: BaseException) -> bool:
+    """True when a load failed because Keras could not be imported (Keras 2 SavedModels)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ImportError):
+            name = (seen.name or "").split(".")[0]
+            if name in ("keras", "tf_keras") or "keras" in str(seen).lower():
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _load_saved_model(api: tf_import.TFApi, directory: Path) -> Any:
+    return api.load_saved_model(str(directory))
+
+
+def _load_lean_or_full(directory: Path, manifest: Manifest) -> tuple[Any, tf_import.TFApi]:
+    """Load with the import made; a failure under a lean import is retried after a full one.
+
+    A full import registers more than the lean one (Keras' SavedModel classes when Keras is
+    installed, every public module's side effects), so a lean failure says nothing until the
+    full import has failed too.
+    """
+    api = tf_import.api()
+    state = tf_import.current()
+    try:
+        return _load_saved_model(api, directory), api
+    except Exception as exc:  # TensorFlow raises many types; decided below
+        if state is None or state.path != "lean":
+            raise
+        reason = f"loading {manifest.name}/{manifest.version} failed: {_first_line(exc)}"
+    tf_import.complete(reason)
+    api = tf_import.api()
+    return _load_saved_model(api, directory), api
+
+
 def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> TensorFlowModel:
     """Load the SavedModel in `directory` and bind the manifest's serving signature.
 
     With `warmup`, one inference on zeros shaped like the signature runs before returning,
     so the first request pays no allocation or first-call cost.
     """
-    import tensorflow as tf
-
     key = manifest.signature.key
     try:
-        loaded = tf.saved_model.load(str(directory))
+        loaded, api = _load_lean_or_full(directory, manifest)
     except Exception as exc:  # TensorFlow raises many types; the user needs one line
+        if _keras_needed(exc):
+            raise LoadError(
+                f"SavedModel {manifest.name}/{manifest.version} needs Keras to load "
+                f"({_first_line(exc)}); build the container image with "
+                "--build-arg WITH_KERAS=true, or `pip install keras` in a zip or venv"
+            ) from exc
         raise LoadError(
             f"TensorFlow could not load the SavedModel in {directory}: {_first_line(exc)}; "
             "check that the artifact was pushed from a SavedModel directory"
@@ -144,7 +186,7 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> TensorF
             f"signature {key!r} of {manifest.name}/{manifest.version} does not match its "
             "manifest (inputs or outputs differ); re-push the artifact"
         )
-    model = TensorFlowModel(loaded, fn, manifest, directory)
+    model = TensorFlowModel(loaded, fn, manifest, directory, api)
     if warmup:
         warm_up(model)
     return model
