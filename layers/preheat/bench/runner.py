@@ -36,6 +36,13 @@ from preheat.bench.records import (
     StrategyRun,
 )
 from preheat.bench.strategies import Context, Deployment, Strategy
+from preheat.emulator.resources import (
+    CoreSplit,
+    available_cpus,
+    format_cpus,
+    lambda_vcpus,
+    split_cores,
+)
 from preheat.exceptions import ConfigurationError, PreheatError
 
 if TYPE_CHECKING:
@@ -145,6 +152,19 @@ def _start_network(opts: Options, stack: contextlib.ExitStack, say: Say) -> tupl
         return None, NetworkInfo("lambda", False, opts.bandwidth_mbit, None, str(exc))
     say(f"network: S3 behind {opts.bandwidth_mbit:g} Mbit/s, measured {measured:.0f} Mbit/s")
     return net, NetworkInfo("lambda", True, opts.bandwidth_mbit, round(measured, 1))
+
+
+def _split_cores(memory_mb: int, say: Say) -> CoreSplit:
+    """S3 on the last core, the functions on the others; all cores when the function's
+    share needs them (then S3's work competes with the function's, and this says so)."""
+    split = split_cores(1)
+    if split.disjoint and lambda_vcpus(memory_mb) > len(split.functions):
+        say(f"resources: {memory_mb} MB needs {lambda_vcpus(memory_mb):.2f} vCPUs; the "
+            "functions get every core, the S3 server's included")  # fmt: skip
+        return CoreSplit(split.server, available_cpus())
+    if not split.disjoint:
+        say("resources: one core only: the S3 server and the functions share it")
+    return split
 
 
 def _model(opts: Options, say: Say) -> tuple[Path, str]:
@@ -429,7 +449,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         source, name = _model(opts, say)
         manifest = describe(source, name=name, version="1")
         net, net_info = _start_network(opts, stack, say)
-        s3 = stack.enter_context(S3Process(net))
+        cores = _split_cores(opts.memory_mb, say)
+        s3 = stack.enter_context(S3Process(net, cpus=frozenset(cores.server)))
         client = s3.client()
         client.create_bucket(Bucket=BUCKET)
         ctx = Context(
@@ -454,14 +475,23 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
 
         configs, fnames = _configs(plans, opts.cold_starts, opts.burst, opts.memory_mb)
         bursts: list[Burst] = []
+        resources: dict[str, Any] = {}
         if plans:
             emu = stack.enter_context(
                 Emulator(
                     configs,
                     max_concurrency=max(16, opts.burst + 1),
                     workdir=work / "emulator",
+                    cpus=cores.functions,
                 )
             )
+            model = emu.resource_model(configs[0].name)
+            resources = {"model": model.describe(), "s3_cores": list(cores.server),
+                         "notes": [*model.notes, *emu.notices]}  # fmt: skip
+            say(f"resources: {model.describe()}; S3 server on cores "
+                f"{format_cpus(cores.server)}")  # fmt: skip
+            for note in resources["notes"]:
+                say(f"resources: {note}")
             lam = _lambda_client(emu.endpoint_url, opts.burst + 2)
             measure = _Measure(emu, lam, inputs, expected, opts.warm_requests)
             for strategy, dep in plans.items():
@@ -508,6 +538,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             "samples": opts.samples,
             "seed": opts.seed,
             "memory_mb": opts.memory_mb,
+            # What each environment ran under (CPU quota, memory limit, cores) and where S3 ran.
+            "resources": resources,
             "cpus": os.cpu_count(),
             # Other work on the machine stretches every phase; ratios in one run stay fair.
             "load_average": {"start": load_start, "end": _load_average()},

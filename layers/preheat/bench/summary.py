@@ -230,10 +230,12 @@ def table(doc: Mapping[str, Any]) -> str:
     else:
         where = "network: loopback, unshaped" + (f" ({net['note']})" if net.get("note") else "")
     settings = doc["settings"]
-    lines = [
-        f"cold starts per strategy: {settings.get('cold_starts')}, medians; {where}",
-        *_grid(header, rows),
-    ]
+    resources = settings.get("resources") or {}
+    lines = [f"cold starts per strategy: {settings.get('cold_starts')}, medians; {where}"]
+    if resources.get("model"):
+        s3_cores = ",".join(map(str, resources.get("s3_cores", [])))
+        lines.append(f"resources: {resources['model']}; S3 on cores {s3_cores}")
+    lines += _grid(header, rows)
     if missing:
         lines += ["not measured:", *missing]
     if doc["model"].get("constant_outputs"):
