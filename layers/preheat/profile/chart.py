@@ -41,14 +41,17 @@ def layout(
     min_width_us: float,
 ) -> list[_Bar]:
     """Bars for every import wide enough to see, coloured by the top entry they belong to."""
-    highlight = {_path_key(e["name"], e["chain"]): colors[i % len(colors)] for i, e in enumerate(top)}
+    highlight = {
+        _path_key(e["name"], e["chain"]): colors[i % len(colors)] for i, e in enumerate(top)
+    }
     on_chain = {key[:k] for key in highlight for k in range(1, len(key))}
     bars: list[_Bar] = []
 
     def visit(node: Mapping[str, Any], path: tuple[str, ...], row: int, left: float,
-              inherited: str | None) -> None:  # fmt: skip
-        width = float(node["cumulative_us"])
-        if width < min_width_us or row >= MAX_ROWS:
+              inherited: str | None, scale: float = 1.0) -> None:  # fmt: skip
+        width = float(node["cumulative_us"]) * scale
+        # The first two rows are drawn whole, however thin, so that no import time vanishes.
+        if (width < min_width_us and row > 1) or row >= MAX_ROWS:
             return
         own = highlight.get(path)
         if own is not None:
@@ -60,10 +63,15 @@ def layout(
         else:
             color, alpha = _PALE, 1.0
         bars.append(_Bar(row, left, width, node["name"], color, alpha))
+        children = node.get("children", ())
+        # Imports made by other threads can make the children outlast their parent (their
+        # times are wall times); squeeze them into the parent rather than over a neighbour.
+        inside = sum(float(c["cumulative_us"]) for c in children)
+        scale = min(1.0, width / inside) if inside else 1.0
         x = left
-        for child in node.get("children", ()):
-            visit(child, (*path, child["name"]), row + 1, x, own or inherited)
-            x += float(child["cumulative_us"])
+        for child in children:
+            visit(child, (*path, child["name"]), row + 1, x, own or inherited, scale)
+            x += float(child["cumulative_us"]) * scale
 
     x = 0.0
     for root in roots:
@@ -93,7 +101,9 @@ def draw(doc: Mapping[str, Any], path: Path) -> Path:
     total = float(tree["total_us"]) or 1.0
     roots: Sequence[Mapping[str, Any]] = tree["roots"]
     top: Sequence[Mapping[str, Any]] = doc["top"]
-    palette = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors]  # type: ignore[attr-defined]
+    # tab10 without its grey, which marks the chains.
+    palette = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7]  # type: ignore[attr-defined]
+    palette = [matplotlib.colors.to_hex(c) for c in palette]
     plot_px = WIDTH_IN * DPI * 0.96
     bars = layout(roots, top, palette, min_width_us=total * _MIN_PX / plot_px)
     rows = max((b.row for b in bars), default=0) + 1
@@ -139,12 +149,13 @@ def draw(doc: Mapping[str, Any], path: Path) -> Path:
     share = p["import_share_of_init"]
     share_text = f", {share:.0%} of it importing" if share is not None else ""
     ax.set_title(
-        f"{doc['handler']}: {init}{share_text}, {doc['modules']} modules "
-        f"({doc['outcome']})",
+        f"{doc['handler']}: {init}{share_text}, {doc['modules']} modules ({doc['outcome']})",
         fontsize=11,
     )
     legend = [
-        Patch(color=palette[i % len(palette)], label=f"{e['name']} {e['cumulative_us'] / 1e6:.2f} s")
+        Patch(
+            color=palette[i % len(palette)], label=f"{e['name']} {e['cumulative_us'] / 1e6:.2f} s"
+        )
         for i, e in enumerate(top[: len(palette)])
     ]
     # The legend sits below the axes, in a band of fixed height whatever the row count.

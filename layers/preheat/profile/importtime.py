@@ -7,8 +7,8 @@ the lines one level deeper that arrived since the previous line at its own level
 
 CPython keeps one nesting counter per process, not per thread: a module imported by a
 background thread while the main thread is importing is drawn as a child of whatever the main
-thread was importing at that moment. A module whose import raised, or was cut off by a kill,
-prints no line; its children are kept under a placeholder marked unfinished.
+thread was importing at that moment. A module whose import was cut off (the process killed,
+an INIT timeout) prints no line; its children are kept under a placeholder marked unfinished.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def parse(lines: Iterable[str]) -> ImportTree:
         self_us, cum_us, indent, name = int(m[1]), int(m[2]), len(m[3]), m[4]
         depth = indent // 2
         node = ImportNode(name, self_us, cum_us, depth)
-        # Lines deeper than depth+1 still pending lost their parent's line (an import that
-        # raised): fold them under placeholders so that their time still counts here.
+        # Lines deeper than depth+1 still pending lost their parent's line (output garbled by
+        # threads): fold them under placeholders so that their time still counts here.
         _fold(pending, depth + 1)
         children = pending.pop(depth + 1, [])
         _adopt(node, children)
@@ -134,9 +134,7 @@ def _adopt(parent: ImportNode, children: list[ImportNode]) -> None:
 
 def _placeholder(children: list[ImportNode], depth: int) -> ImportNode:
     # What we know of an import that printed no line: at least its children's time.
-    node = ImportNode(
-        UNFINISHED, 0, sum(c.cumulative_us for c in children), depth, finished=False
-    )
+    node = ImportNode(UNFINISHED, 0, sum(c.cumulative_us for c in children), depth, finished=False)
     _adopt(node, children)
     return node
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from preheat.bench import logs
 from preheat.profile import importtime as it
-from preheat.profile.run import ColdStart
+from preheat.profile.run import THREADS_MARK, ColdStart
 
 FORMAT = "preheat.profile/1"
 _INIT_REPORT = re.compile(r"^INIT_REPORT Init Duration: ([0-9.]+) ms", re.MULTILINE)
+_THREADS = re.compile(re.escape(THREADS_MARK) + r" (\d+)")
 
 
 def build(cold: ColdStart, *, handler: str, code_dir: str, top: int) -> dict[str, Any]:
@@ -19,7 +20,10 @@ def build(cold: ColdStart, *, handler: str, code_dir: str, top: int) -> dict[str
     module = handler.rpartition(".")[0]
     handler_node = tree.find(module)
     init_roots, later_roots = _split_at(tree.roots, handler_node)
-    init_imports_us = sum(r.cumulative_us for r in init_roots)
+    # The handler module's own top-level code (a model loaded at import, say) is INIT work
+    # but not importing: it is reported beside the imports, not in them.
+    handler_self_us = handler_node.self_us if handler_node else 0
+    init_imports_us = sum(r.cumulative_us for r in init_roots) - handler_self_us
     init_ms = cold.init_duration_ms
     if init_ms is None:
         # INIT failed or timed out: the REPORT has no Init Duration, the INIT_REPORT has.
@@ -32,9 +36,7 @@ def build(cold: ColdStart, *, handler: str, code_dir: str, top: int) -> dict[str
         "duration_ms": cold.duration_ms,
         "max_memory_used_mb": cold.max_memory_used_mb,
         "imports_in_init_ms": init_imports_us / 1000,
-        "import_share_of_init": (
-            round(init_imports_us / 1000 / init_ms, 4) if init_ms else None
-        ),
+        "import_share_of_init": (round(init_imports_us / 1000 / init_ms, 4) if init_ms else None),
         "handler_module": {
             "name": module,
             "imported": handler_node is not None,
@@ -49,6 +51,7 @@ def build(cold: ColdStart, *, handler: str, code_dir: str, top: int) -> dict[str
         "imports_after_init_ms": sum(r.cumulative_us for r in later_roots) / 1000,
         "function_init_report_ms": logs.phases_ms(report.init),
     }
+    threads = _THREADS.search(cold.log)
     return {
         "format": FORMAT,
         "handler": handler,
@@ -58,15 +61,13 @@ def build(cold: ColdStart, *, handler: str, code_dir: str, top: int) -> dict[str
         "error_message": cold.error_message,
         "phases": phases,
         "modules": tree.lines,
+        "threads": int(threads[1]) if threads else None,
         "rule": (
             f"top: by cumulative time; an import inside a listed one is listed only from "
             f"{it.LARGE_SHARE:.0%} of all import time and below {it.RESTATED_SHARE:.0%} of "
             "that listed import; the handler module itself is in phases"
         ),
-        "top": [
-            _with_share(e, init_ms)
-            for e in it.top_cumulative(ranked, top, tree.total_us)
-        ],
+        "top": [_with_share(e, init_ms) for e in it.top_cumulative(ranked, top, tree.total_us)],
         "top_self": [_with_share(e, init_ms) for e in it.top_self(tree.nodes(), top)],
         "tree": {
             "total_us": tree.total_us,
@@ -134,8 +135,16 @@ def render(doc: dict[str, Any], top: int) -> str:
         f"      runtime  {_s(p['runtime_start_imports_ms']):>9}   "
         "Python start-up and the runtime client"
     )
+    if p["function_init_report_ms"]:
+        out.append("    the function's own init report:")
     for phase, ms in p["function_init_report_ms"].items():
-        out.append(f"    {phase:<11}{_s(ms):>9}   (the function's own init report)")
+        out.append(f"      {phase:<15}{_s(ms):>9}")
+    if (doc["threads"] or 1) > 1:
+        out.append(
+            f"  note: {doc['threads']} threads ran when the handler module was loaded; -X importtime "
+            "nests a thread's imports under whatever the main thread was importing, so some "
+            "chains below mix threads"
+        )
     if p["imports_after_init_ms"]:
         out.append(f"  imports after INIT {_s(p['imports_after_init_ms'])} (first invoke, threads)")
     if p["duration_ms"] is not None:
@@ -143,7 +152,9 @@ def render(doc: dict[str, Any], top: int) -> str:
     if p["max_memory_used_mb"]:
         out.append(f"  memory       {p['max_memory_used_mb']:>6} MB   Max Memory Used")
     out.append("")
-    out.append(f"Top {top} imports by cumulative time (time, share of INIT, chain that pulled it in):")
+    out.append(
+        f"Top {top} imports by cumulative time (time, share of INIT, chain that pulled it in):"
+    )
     out.extend(_line(e, "cumulative_us") for e in doc["top"])
     out.append(
         f"  (an import inside a listed one is listed only from {it.LARGE_SHARE:.0%} of all "

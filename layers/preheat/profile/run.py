@@ -27,18 +27,25 @@ IMPORTTIME_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
 ENTRY_MODULE = "preheat_profile_entry"
 ENTRY_HANDLER = f"{ENTRY_MODULE}.handler"
 ENV_TARGET = "PREHEAT_PROFILE_HANDLER"
+# Printed once the handler module is loaded: how many threads were running then, since
+# -X importtime cannot tell one thread's imports from another's.
+THREADS_MARK = "preheat profile: threads running after the handler module loaded:"
 _ENTRY_SOURCE = f"""\
 import os
 import sys
+import threading
 
 _module, _, _name = os.environ[{ENV_TARGET!r}].rpartition(".")
 _module = _module.replace("/", ".")
 __import__(_module)
+sys.stderr.write("{THREADS_MARK} %d\\n" % threading.active_count())
+sys.stderr.flush()
 _handler = getattr(sys.modules[_module], _name, None)
 if _handler is not None:
     handler = _handler
 """
 _IMPORT_MARK = b"import time:"
+_INVOKED = frozenset({"success", "error", "timeout"})
 _INIT_TIMEOUT_MARK = b"Status: timeout"
 
 
@@ -120,10 +127,13 @@ class _Capture:
             if at >= 0:
                 self.modules += 1
                 self.last_module = line.rsplit(b"|", 1)[-1].strip().decode("utf-8", "replace")
-            elif line.startswith(b"INIT_REPORT") and _INIT_TIMEOUT_MARK in line:
-                if not self.init_timed_out:
-                    self.init_timed_out = True
-                    self._on_init_timeout(env_id)
+            elif (
+                line.startswith(b"INIT_REPORT")
+                and _INIT_TIMEOUT_MARK in line
+                and not self.init_timed_out
+            ):
+                self.init_timed_out = True
+                self._on_init_timeout(env_id)
 
     def text(self) -> str:
         with self._lock:
@@ -204,7 +214,7 @@ def _run(
         raise result
     assert result is not None
     rec = result.record
-    kind = rec.outcome if rec is not None else "crash"
+    kind: str = rec.outcome if rec is not None else "crash"
     if capture.init_timed_out:
         kind = "init_timeout"
     error_type, message = _error(result, kind)
@@ -216,7 +226,8 @@ def _run(
         error_type=error_type,
         error_message=message,
         init_duration_ms=rec.init_duration_ms if rec is not None else None,
-        duration_ms=rec.duration_ms if rec is not None and not capture.init_timed_out else None,
+        # No invoke ran after a failed INIT: the record's Duration is the INIT's own time.
+        duration_ms=rec.duration_ms if rec is not None and kind in _INVOKED else None,
         max_memory_used_mb=rec.max_memory_used_mb if rec is not None else None,
         response=result.body,
         log=capture.text(),
