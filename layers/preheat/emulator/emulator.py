@@ -507,6 +507,17 @@ class Emulator:
         names = [name] if name else list(self.functions)
         return [e for n in names for e in self.stats(n).environments]
 
+    def cpu_stat(self, env_id: str) -> dict[str, int]:
+        """A live environment's CPU counters from its cgroup (nr_throttled, throttled time
+        and usage among them): how often its quota held it back. Empty when unconfined."""
+        with self._lock:
+            envs = [e for p in self._pools.values() for e in p.environments]
+        for env in envs:
+            if env.env_id == env_id:
+                sb = env.sandbox
+                return sb.cgroup.cpu_stat() if sb is not None and sb.cgroup is not None else {}
+        raise ConfigurationError("env_id", env_id, "no such environment")
+
     def log(self, env_id: str) -> str:
         """The last 256 KB of one environment's log (runtime output and REPORT lines)."""
         with self._lock:

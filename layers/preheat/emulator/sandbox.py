@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -77,10 +78,14 @@ class Sandbox:
     # -- the process ------------------------------------------------------------------
 
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
-        read_fd, write_fd = os.pipe()
         self.started_at = time.perf_counter()
         if self.cgroup is not None:
+            # Behind the shell a missing interpreter would only show as exit status 127.
+            if shutil.which(argv[0], path=env.get("PATH")) is None:
+                self.fail_to_start(f"could not start {argv[0]}: No such file or directory")
+                return
             argv = self.cgroup.wrap(argv)
+        read_fd, write_fd = os.pipe()
         try:
             # Pinned in this thread only: the child inherits the cores from its first
             # instruction, confined or not.
