@@ -59,6 +59,9 @@ def test_init_report_records_tier_and_phases(dense_model: BuiltModel, tmp_path: 
     for phase in ("fetch_s", "fetch_wait_s", "load_s", "warmup_s", "total_s"):
         assert report[phase] >= 0
     assert report["total_s"] >= report["load_s"]
+    # The runtime import is timed on its own, whoever started it, with the path it took.
+    assert report["runtime_import_s"] >= 0
+    assert report["tf_import"] in ("lean", "full")
 
 
 def test_second_load_is_served_from_memory(dense_model: BuiltModel, tmp_path: Path) -> None:
