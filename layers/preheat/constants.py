@@ -19,10 +19,25 @@ ENV_WARM_HOLD_CAP_MS: Final = "PREHEAT_WARM_HOLD_CAP_MS"
 # How the TensorFlow runtime is imported: "lean" (only what serving a SavedModel needs) or
 # "full" (`import tensorflow`); see runtimes/tf_import.py.
 ENV_TF_IMPORT: Final = "PREHEAT_TF_IMPORT"
+# Which client GETs chunks: "auto" (obstore when installed, else botocore), "obstore",
+# or "botocore" (forces the pure-Python fallback).
+ENV_FETCH_ENGINE: Final = "PREHEAT_FETCH_ENGINE"
+FETCH_ENGINES: Final = ("auto", "obstore", "botocore")
+DEFAULT_FETCH_ENGINE: Final = "auto"
 
 # Lambda's own variables that preheat reads.
 ENV_LAMBDA_FUNCTION_NAME: Final = "AWS_LAMBDA_FUNCTION_NAME"
 ENV_LAMBDA_LOG_STREAM: Final = "AWS_LAMBDA_LOG_STREAM_NAME"
+# boto3's own variables, read the way boto3 reads them by the native fetch engine.
+ENV_AWS_ENDPOINT_URL_S3: Final = "AWS_ENDPOINT_URL_S3"
+ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"
+ENV_AWS_IGNORE_ENDPOINT_URLS: Final = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
+ENV_AWS_DEFAULT_REGION: Final = "AWS_DEFAULT_REGION"
+ENV_AWS_REGION: Final = "AWS_REGION"
+ENV_AWS_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+ENV_AWS_SESSION_TOKEN: Final = "AWS_SESSION_TOKEN"
+ENV_AWS_SECURITY_TOKEN: Final = "AWS_SECURITY_TOKEN"
 
 DEFAULT_CACHE_DIR: Final = "/tmp/preheat"
 # Where a model layer puts its artifacts (layers unpack under /opt) and where the

@@ -72,6 +72,7 @@ class Settings:
     warmup: bool = True
     prefetch: bool = True
     warm_hold_cap_ms: int = c.DEFAULT_WARM_HOLD_CAP_MS
+    fetch_engine: str = c.DEFAULT_FETCH_ENGINE
     # "lean" imports only what serving a SavedModel needs, falling back to "full" on failure.
     tf_import: Literal["lean", "full"] = c.DEFAULT_TF_IMPORT
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -88,6 +89,10 @@ class Settings:
         if self.cache_max_bytes is not None and self.cache_max_bytes < 0:
             raise ConfigurationError(
                 "cache_max_bytes", self.cache_max_bytes, "use a byte count >= 0"
+            )
+        if self.fetch_engine not in c.FETCH_ENGINES:
+            raise ConfigurationError(
+                "fetch_engine", self.fetch_engine, f"use one of {', '.join(c.FETCH_ENGINES)}"
             )
         if self.warm_hold_cap_ms < 0:
             raise ConfigurationError(
@@ -127,6 +132,8 @@ class Settings:
             values["warm_hold_cap_ms"] = _int(c.ENV_WARM_HOLD_CAP_MS, v, 0)
         if (v := env.get(c.ENV_TF_IMPORT)) is not None and v.strip():
             values["tf_import"] = _choice(c.ENV_TF_IMPORT, v, c.TF_IMPORT_CHOICES)
+        if (v := env.get(c.ENV_FETCH_ENGINE)) is not None and v.strip():
+            values["fetch_engine"] = _choice(c.ENV_FETCH_ENGINE, v, c.FETCH_ENGINES)
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:

@@ -31,6 +31,7 @@ _FETCH_FIELDS = (
     "fetch_retries",
     "fetch_timeout_s",
     "allow_stale",
+    "fetch_engine",
 )
 
 

@@ -20,8 +20,9 @@ from preheat import constants as c
 from preheat.artifact.manifest import FileEntry, Manifest
 from preheat.cache import local
 from preheat.cache import s3 as s3tier
-from preheat.cache.client import default_client
+from preheat.cache.client import as_engine, default_client
 from preheat.cache.disk import DiskCache, Hit, source_of, version_key
+from preheat.cache.engine import Engine
 from preheat.exceptions import CacheFullError, FetchError
 from preheat.settings import Settings
 from preheat.uri import ModelURI, model_uri, parse
@@ -51,10 +52,14 @@ def resolve(
     uri: str,
     settings: Settings,
     *,
-    s3_client: S3Client | None = None,
+    s3_client: Engine | S3Client | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Resolved:
-    """Return a verified local directory for `uri` (see the module docstring for the order)."""
+    """Return a verified local directory for `uri` (see the module docstring for the order).
+
+    `s3_client` is a fetch engine, or a boto3 S3 client to fetch through; by default the
+    process's own engine (see client.py).
+    """
     start = clock()
     parsed = parse(uri)
 
@@ -84,7 +89,7 @@ def resolve(
 
     assert parsed.bucket is not None and parsed.name is not None
     bucket, name = parsed.bucket, parsed.name
-    client = s3_client
+    client = as_engine(s3_client) if s3_client is not None else None
     if parsed.alias is not None:
         client = client or default_client(settings)
         try:
@@ -147,7 +152,7 @@ def _fetch_version(
     manifest: Manifest,
     uri: ModelURI,
     settings: Settings,
-    client: S3Client,
+    client: Engine,
 ) -> Path:
     """Fetch a whole version into a reserved temp dir, then make it visible in one rename."""
     assert uri.bucket is not None
@@ -187,7 +192,7 @@ def _room_on_disk(cache: DiskCache, needed: int) -> Iterator[None]:
 
 
 def _fetch_into(
-    tmp: Path, files: Sequence[FileEntry], uri: ModelURI, settings: Settings, client: S3Client
+    tmp: Path, files: Sequence[FileEntry], uri: ModelURI, settings: Settings, client: Engine
 ) -> int:
     """Fetch `files` from the version's S3 prefix into `tmp`; bytes fetched."""
     assert uri.bucket is not None
@@ -207,7 +212,7 @@ def _disk_only(hit: Hit) -> dict[str, int]:
     return {"disk": hit.manifest.total_bytes}
 
 
-def _repair(cache: DiskCache, hit: Hit, uri: ModelURI, settings: Settings, client: S3Client) -> int:
+def _repair(cache: DiskCache, hit: Hit, uri: ModelURI, settings: Settings, client: Engine) -> int:
     """Fetch again the files of a disk version that failed the check; bytes fetched."""
     assert uri.bucket is not None
     log.warning(

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from preheat import constants as c
 from preheat.artifact import manifest as mf
+from preheat.cache.engine import Engine, Missing
+from preheat.cache.engine_botocore import classify
 from preheat.cache.retry import GaveUp, Retryable, with_retries
 from preheat.exceptions import (
     ArtifactNotFound,
@@ -34,57 +35,16 @@ from preheat.exceptions import (
 )
 from preheat.uri import ModelURI, check_name
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
 log = logging.getLogger("preheat")
 
 PART_SUFFIX = ".part"
-_NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
-_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+# The botocore engine's names, kept here for callers that map errors themselves.
+_Missing = Missing
+_classify = classify
 
 
 def blob_key(prefix: str, sha256: str) -> str:
     return "/".join(p for p in (prefix, "blobs", "sha256", sha256) if p)
-
-
-class _Missing(Exception):
-    pass
-
-
-def _classify(exc: Exception) -> Exception:
-    """Map a botocore failure to _Missing, Retryable or a FetchError-worthy cause."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    if isinstance(exc, NoCredentialsError):
-        return exc  # retrying cannot conjure credentials
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if code in _NOT_FOUND or status == 404:
-            return _Missing(code or "404")
-        if status in _RETRYABLE_STATUS or code in {"SlowDown", "Throttling", "RequestTimeout"}:
-            return Retryable(f"S3 answered {status} {code}")
-        return exc
-    if isinstance(exc, BotoCoreError | OSError):
-        return Retryable(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def get_object_bytes(client: S3Client, bucket: str, key: str) -> bytes:
-    """One GET; raises _Missing, Retryable, or the original error when retrying cannot help."""
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        try:
-            return body.read()
-        finally:
-            body.close()
-    except Exception as exc:
-        mapped = _classify(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
 
 
 class StallWatch:
@@ -119,7 +79,7 @@ class StallWatch:
 
 
 def read_small(
-    client: S3Client,
+    engine: Engine,
     bucket: str,
     key: str,
     retries: int,
@@ -130,9 +90,7 @@ def read_small(
     uri = f"s3://{bucket}/{key}"
     watch = StallWatch(attempt_s)
     try:
-        return with_retries(
-            lambda: get_object_bytes(client, bucket, key), retries, give_up=watch.give_up
-        )
+        return bytes(with_retries(lambda: engine.get(bucket, key), retries, give_up=watch.give_up))
     except _Missing:
         raise ArtifactNotFound(what, f"{uri} does not exist") from None
     except GaveUp as exc:
@@ -142,10 +100,10 @@ def read_small(
 
 
 def read_manifest(
-    client: S3Client, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
+    engine: Engine, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
 ) -> mf.Manifest:
     assert uri.bucket is not None
-    data = read_small(client, uri.bucket, uri.manifest_key, retries, str(uri), attempt_s)
+    data = read_small(engine, uri.bucket, uri.manifest_key, retries, str(uri), attempt_s)
     manifest = mf.loads(data)
     if manifest.name != uri.name or manifest.version != uri.version:
         raise ManifestError(
@@ -156,10 +114,10 @@ def read_manifest(
 
 
 def read_alias(
-    client: S3Client, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
+    engine: Engine, uri: ModelURI, retries: int, attempt_s: float = c.DEFAULT_FETCH_TIMEOUT_S
 ) -> str:
     assert uri.bucket is not None
-    data = read_small(client, uri.bucket, uri.alias_key, retries, str(uri), attempt_s)
+    data = read_small(engine, uri.bucket, uri.alias_key, retries, str(uri), attempt_s)
     return check_name("model version", data.decode("utf-8", "replace").strip())
 
 
@@ -195,7 +153,7 @@ def _open_part(entry: mf.FileEntry, root: Path) -> _FileJob:
     return _FileJob(entry, target, part, fd, tuple(offsets))
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """Write all of `data` at `offset`. pwrite may write less than asked (a file system
     filling up does); the rest is written again, so a full disk ends in ENOSPC, never in a
     file with a hole that its chunk hashes, checked in memory, would not see."""
@@ -208,7 +166,7 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def _advance_hash(job: _FileJob, index: int, data: bytes) -> bool:
+def _advance_hash(job: _FileJob, index: int, data: bytes | memoryview) -> bool:
     """Record chunk `index` as written and feed the hasher what is now contiguous.
 
     Returns True for exactly one caller: the one that hashed the file's last chunk.
@@ -250,7 +208,7 @@ def _finish(job: _FileJob) -> None:
 
 
 def fetch_files(
-    client: S3Client,
+    engine: Engine,
     *,
     bucket: str,
     prefix: str,
@@ -280,12 +238,13 @@ def fetch_files(
         key = blob_key(prefix, chunk.sha256)
         mismatch: list[str] = []
 
-        def attempt() -> bytes:
-            data = get_object_bytes(client, bucket, key)
+        def attempt() -> memoryview:
+            # The engine's own buffer, never copied: hashlib and pwrite release the lock.
+            data = engine.get(bucket, key)
             actual = hashlib.sha256(data).hexdigest()
-            if actual != chunk.sha256 or len(data) != chunk.size:
+            if actual != chunk.sha256 or data.nbytes != chunk.size:
                 mismatch.append(actual)
-                raise Retryable(f"sha256 mismatch ({len(data)} bytes)")
+                raise Retryable(f"sha256 mismatch ({data.nbytes} bytes)")
             mismatch.clear()
             watch.progress()
             return data
@@ -309,9 +268,9 @@ def fetch_files(
         # ENOSPC propagates as OSError; the caller knows the budget and says so.
         _pwrite_all(job.fd, data, job.offsets[index])
         with count_lock:
-            counted += len(data)
+            counted += data.nbytes
         if on_bytes is not None:
-            on_bytes(len(data))
+            on_bytes(data.nbytes)
         if _advance_hash(job, index, data):
             _finish(job)
 
