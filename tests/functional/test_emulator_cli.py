@@ -103,6 +103,9 @@ def test_emulate_serves_until_interrupted_and_cleans_up(handlers_dir: Path, tmp_
         (["--function", "nonsense"], "use NAME=DIR:module.handler"),
         (["--function", "f=/no/such/dir:app.handler"], "use an existing directory"),
         (["--function", "f=.:app.handler", "--memory", "64"], "use 128 to 10240 MB"),
+        (["--function", "f=.:app.handler", "--cpus", "one"], "use a core list such as"),
+        (["--function", "f=.:app.handler", "--cpus", "4096"], "are not available here"),
+        (["--function", "f=.:app.handler", "--init-cpu", "fast"], "invalid choice: 'fast'"),
     ],
 )
 def test_emulate_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
@@ -127,3 +130,39 @@ def test_emulate_help_explains_the_function_spec() -> None:
     )
     assert done.returncode == 0
     assert "NAME=DIR:module.handler" in done.stdout and "AWS_ENDPOINT_URL_LAMBDA" in done.stdout
+
+
+def test_emulate_says_what_each_environment_runs_under(handlers_dir: Path, tmp_path: Path) -> None:
+    from preheat.emulator.cgroups import probe
+
+    host = probe()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "preheat.cli", "emulate", "--port", "0", "--quiet"),
+            *("--function", f"echo={handlers_dir}:echo.handler", "--memory", "1769"),
+            *("--init-cpu", "burst", "--cpus", "0"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    line = next(x for x in lines if x.strip().startswith("echo: "))
+    assert "1769 MB: 1.00 vCPU (INIT 1.00, rule burst" in line
+    assert "cores 0" in line
+    if host.usable:
+        assert "memory limit 1769 MB" in line and "confined (cgroup v" in line
+    else:
+        assert "not confined" in line
+        assert err.count("environments run unconfined") == 1
+    # One core cannot give INIT the burst's two vCPUs: said once, as a warning.
+    assert err.count("preheat emulate: warning: function echo: 1769 MB gets 2.00 vCPUs") == 1

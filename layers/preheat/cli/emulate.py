@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from preheat.cli._common import Output
 from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY
+from preheat.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, parse_cpus
 from preheat.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -25,7 +27,10 @@ examples:
   AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:3001 aws lambda invoke --function-name infer out.json
 
 Each execution environment is a fresh `python -m awslambdaric` process with its own temp dir
-(TMPDIR, PREHEAT_CACHE_DIR inside it) and the layers merged under PREHEAT_OPT_DIR."""
+(TMPDIR, PREHEAT_CACHE_DIR inside it) and the layers merged under PREHEAT_OPT_DIR. As root,
+it runs in a cgroup of its own with Lambda's CPU share for --memory (1 vCPU at 1769 MB) and
+--memory as a hard limit: going over it kills the environment (Runtime.OutOfMemory).
+Without root it runs unconfined and says so. See docs/local-lambda-resources.md."""
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -46,6 +51,13 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
     return key, value
+
+
+def _cpus(text: str) -> tuple[int, ...]:
+    try:
+        return parse_cpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; use a core list such as 0 or 0-2,5") from None
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +93,28 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=512,
         metavar="MB",
-        help="memory size reported, 128-10240 (default %(default)s)",
+        help="memory size, 128-10240: the memory limit and, in proportion, the CPU share "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--init-cpu",
+        choices=INIT_CPU_RULES,
+        default=DEFAULT_INIT_CPU,
+        help="CPU during INIT: the memory's share, as AWS documents, or 'burst' (2 vCPUs up "
+        "to 3008 MB, as third parties measured) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cpus",
+        type=_cpus,
+        default=None,
+        metavar="LIST",
+        help="run environments only on these cores, e.g. 1 or 0-2,5 (default: any), to keep "
+        "them off the cores of a local S3 server",
+    )
+    parser.add_argument(
+        "--no-confine",
+        action="store_true",
+        help="do not put environments in cgroups (no CPU quota, no memory limit)",
     )
     parser.add_argument(
         "--timeout",
@@ -154,6 +187,7 @@ def parse_function(spec: str, args: argparse.Namespace) -> FunctionConfig:
         idle_timeout_s=args.idle_timeout,
         layers=tuple(args.layers),
         freeze=args.freeze,
+        init_cpu=args.init_cpu,
     )
 
 
@@ -166,6 +200,15 @@ def describe(rec: InvocationRecord) -> str:
         f"billed {rec.billed_duration_ms} ms memory {rec.max_memory_used_mb}/{rec.memory_size_mb} MB"
         f" env {rec.env_id[:8]}{error}"
     )
+
+
+class _Warnings(logging.Handler):
+    def __init__(self, out: Output) -> None:
+        super().__init__(logging.WARNING)
+        self._out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._out.warn(record.getMessage())
 
 
 class _LineEcho:
@@ -205,6 +248,10 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     stop = threading.Event()
+    # What the emulator cannot model (no root, too few cores) becomes one warning line each.
+    notices = _Warnings(out)
+    emulator_log = logging.getLogger("preheat.emulator")
+    emulator_log.addHandler(notices)
     try:
         with Emulator(
             functions,
@@ -213,12 +260,19 @@ def run(args: argparse.Namespace, out: Output) -> int:
             max_concurrency=args.concurrency,
             on_invocation=on_invocation,
             log_sink=None if args.quiet else _LineEcho(out),
+            cpus=args.cpus,
+            confine=not args.no_confine,
         ) as emu:
             url = emu.endpoint_url
+            models = {f.name: emu.resource_model(f.name) for f in functions}
             if out.json_mode:
                 out.stdout.write(
                     orjson.dumps(
-                        {"endpoint_url": url, "functions": [f.name for f in functions]}
+                        {
+                            "endpoint_url": url,
+                            "functions": [f.name for f in functions],
+                            "resources": models,
+                        }
                     ).decode()
                     + "\n"
                 )
@@ -226,6 +280,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
             else:
                 out.info(f"Serving the Lambda Invoke API at {url}")
                 out.info(f"  functions: {', '.join(f.name for f in functions)}")
+                for name, model in models.items():
+                    out.info(f"  {name}: {model.describe()}")
                 out.info(f"  export AWS_ENDPOINT_URL_LAMBDA={url}   (Ctrl-C to stop)")
             try:
                 while not stop.wait(3600):
@@ -233,6 +289,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
+        emulator_log.removeHandler(notices)
         signal.signal(signal.SIGTERM, previous)
     if not out.json_mode:
         out.info("stopped: every environment shut down")
