@@ -45,7 +45,7 @@ def test_a_plain_handler_is_profiled_with_phases_chains_and_a_chart(tmp_path: Pa
     top = {e["name"]: e for e in doc["top"]}
     assert top["email.mime.text"]["chain"] == ["app"]
     assert "app" not in top  # the handler module itself is in the phases
-    assert doc["top_self"] and doc["threads"] == 1
+    assert doc["top_self"] and doc["threads"] == 0
     # The runtime client's own start-up is profiled too, outside the handler module.
     assert any(path[-1].startswith("awslambdaric") for path in paths)
 

@@ -41,9 +41,8 @@ def layout(
     min_width_us: float,
 ) -> list[_Bar]:
     """Bars for every import wide enough to see, coloured by the top entry they belong to."""
-    highlight = {
-        _path_key(e["name"], e["chain"]): colors[i % len(colors)] for i, e in enumerate(top)
-    }
+    # One colour per entry, never reused: past the palette, entries are not highlighted.
+    highlight = {_path_key(e["name"], e["chain"]): c for e, c in zip(top, colors, strict=False)}
     on_chain = {key[:k] for key in highlight for k in range(1, len(key))}
     bars: list[_Bar] = []
 

@@ -139,11 +139,11 @@ def render(doc: dict[str, Any], top: int) -> str:
         out.append("    the function's own init report:")
     for phase, ms in p["function_init_report_ms"].items():
         out.append(f"      {phase:<15}{_s(ms):>9}")
-    if (doc["threads"] or 1) > 1:
+    if doc["threads"]:
         out.append(
-            f"  note: {doc['threads']} threads ran when the handler module was loaded; -X importtime "
-            "nests a thread's imports under whatever the main thread was importing, so some "
-            "chains below mix threads"
+            f"  note: the handler module started {doc['threads']} thread(s) while it loaded; "
+            "-X importtime nests a thread's imports under whatever the main thread was "
+            "importing, so chains through those imports mix threads"
         )
     if p["imports_after_init_ms"]:
         out.append(f"  imports after INIT {_s(p['imports_after_init_ms'])} (first invoke, threads)")

@@ -27,9 +27,9 @@ IMPORTTIME_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
 ENTRY_MODULE = "preheat_profile_entry"
 ENTRY_HANDLER = f"{ENTRY_MODULE}.handler"
 ENV_TARGET = "PREHEAT_PROFILE_HANDLER"
-# Printed once the handler module is loaded: how many threads were running then, since
+# Printed once the handler module is loaded: how many threads it started, since
 # -X importtime cannot tell one thread's imports from another's.
-THREADS_MARK = "preheat profile: threads running after the handler module loaded:"
+THREADS_MARK = "preheat profile: threads started while the handler module loaded:"
 _ENTRY_SOURCE = f"""\
 import os
 import sys
@@ -37,8 +37,22 @@ import threading
 
 _module, _, _name = os.environ[{ENV_TARGET!r}].rpartition(".")
 _module = _module.replace("/", ".")
-__import__(_module)
-sys.stderr.write("{THREADS_MARK} %d\\n" % threading.active_count())
+_started = []
+_start = threading.Thread.start
+
+
+def _counting_start(self, *args, **kwargs):
+    _started.append(self.name)
+    return _start(self, *args, **kwargs)
+
+
+# Counted only while the handler module loads, then put back as it was.
+threading.Thread.start = _counting_start
+try:
+    __import__(_module)
+finally:
+    threading.Thread.start = _start
+sys.stderr.write("{THREADS_MARK} %d\\n" % len(_started))
 sys.stderr.flush()
 _handler = getattr(sys.modules[_module], _name, None)
 if _handler is not None:
