@@ -16,8 +16,9 @@ from typing import Literal
 # "At 1,769 MB, a function has the equivalent of one vCPU" (AWS Lambda Developer Guide,
 # "Configure Lambda function memory"); CPU is allocated in proportion to memory.
 MB_PER_VCPU = 1769
-# The most vCPUs a function gets, at 10,240 MB (AWS Lambda Operator Guide); the proportional
-# share there is 5.79, so the cap only guards the arithmetic.
+# The most vCPUs a function gets, at 10,240 MB (AWS Compute Blog, "Operating Lambda:
+# Debugging configurations"); the proportional share there is 5.79, so the cap only
+# guards the arithmetic.
 MAX_VCPUS = 6.0
 
 InitCpu = Literal["share", "burst"]
