@@ -76,6 +76,11 @@ class TFApi:
     string: Any
 
 
+# How the reasons of the two fallbacks begin (see ensure and complete).
+_LEAN_FAILED = "the lean import failed"
+_FELL_BACK = "fell back from lean"
+_FALLBACK_REASONS = (_LEAN_FAILED, _FELL_BACK)
+
 _lock = threading.RLock()
 _state: TFImport | None = None
 
@@ -118,7 +123,7 @@ def ensure(path: TFImportPath = "lean") -> TFImport:
             except Exception as exc:  # any failure of the lean path: the full import decides
                 _full_import()
                 path_taken = "full"
-                reason = f"the lean import failed ({_first_line(exc)})"
+                reason = f"{_LEAN_FAILED} ({_first_line(exc)})"
             else:
                 path_taken, reason = "lean", "default"
         _state = TFImport(path_taken, round(time.perf_counter() - start, 4), reason)
@@ -139,7 +144,7 @@ def complete(reason: str) -> TFImport:
         _state = TFImport(
             "full",
             _state.seconds,
-            f"fell back from lean: {reason}",
+            f"{_FELL_BACK}: {reason}",
             fallback_s=round(time.perf_counter() - start, 4),
         )
         _log(_state)
@@ -179,13 +184,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _log(state: TFImport) -> None:
-    if state.path == "lean" or state.reason.startswith(("tensorflow was already", _env_name())):
+    if not state.reason.startswith(_FALLBACK_REASONS):
         log.info("TensorFlow imported %s in %.2f s (%s)", state.path, state.seconds, state.reason)
     else:
         # A fallback costs the full import's time: worth seeing at Lambda's default level.
         log.warning(
-            "TensorFlow imported in full instead of lean, %s; this INIT pays the full import",
+            "TensorFlow imported in full instead of lean: %s (import %.2f s, fallback %.2f s)",
             state.reason,
+            state.seconds,
+            state.fallback_s,
         )
 
 
