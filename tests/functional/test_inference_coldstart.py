@@ -144,6 +144,8 @@ def test_first_init_fetches_from_s3(many_events: ColdStart) -> None:
     for phase in ("preheat_import_s", "runtime_import_s", "fetch_s", "load_s", "warmup_s"):
         assert report[phase] >= 0
     assert report["init_s"] >= report["runtime_import_s"]
+    # The function imports no TensorFlow itself: the loader did, lean, and says so.
+    assert report["tf_import"] == "lean" and "tf_import_reason" not in report
 
 
 def test_predictions_equal_the_reference_in_every_event_shape(
