@@ -125,7 +125,7 @@ def ensure(path: TFImportPath = "lean") -> TFImport:
                 path_taken = "full"
                 reason = f"{_LEAN_FAILED} ({_first_line(exc)})"
             else:
-                path_taken, reason = "lean", "default"
+                path_taken, reason = "lean", f"{_env_name()}=lean"
         _state = TFImport(path_taken, round(time.perf_counter() - start, 4), reason)
         _log(_state)
         return _state
