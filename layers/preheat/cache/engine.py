@@ -6,11 +6,48 @@ An engine makes one attempt per call: preheat's own retries, backoff and stall l
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 
 class Missing(Exception):
     """The object (or its bucket) does not exist: S3 answered 404. Retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    method: str
+    url: str
+
+
+class Events:
+    """Observers of the requests an engine sends, registered by botocore's event names
+    ("before-send.s3.GetObject"), so instrumentation written for a boto3 client (request
+    counters in tests and tools) works on any engine."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handlers: dict[str, list[Callable[..., Any]]] = {}
+
+    def register(self, event: str, handler: Callable[..., Any]) -> None:
+        with self._lock:
+            self._handlers.setdefault(event, []).append(handler)
+
+    def emit(self, event: str, request: SentRequest) -> None:
+        with self._lock:
+            handlers = [
+                h for name, hs in self._handlers.items() for h in hs if event.startswith(name)
+            ]
+        for handler in handlers:
+            handler(request=request)
+
+
+class Meta:
+    def __init__(self) -> None:
+        self.events = Events()
 
 
 class Engine(ABC):

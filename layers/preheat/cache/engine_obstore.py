@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from preheat.cache.engine import Engine, Missing
+from preheat.cache.engine import Engine, Meta, Missing, SentRequest
 from preheat.cache.engine_botocore import RETRYABLE_CODES, RETRYABLE_STATUS
 from preheat.cache.retry import Retryable
 from preheat.cache.s3env import S3Target
@@ -125,6 +125,7 @@ class ObstoreEngine(Engine):
         self._lock = threading.Lock()
         self._stores: dict[str, S3Store] = {}
         self._credentials = _BotocoreCredentials() if target.credentials is None else None
+        self.meta = Meta()
 
     def store(self, bucket: str) -> S3Store:
         with self._lock:
@@ -168,6 +169,10 @@ class ObstoreEngine(Engine):
 
     def get(self, bucket: str, key: str) -> memoryview:
         store = self.store(bucket)
+        base = self.target.endpoint or aws_endpoint(self.target.region, bucket, virtual=False)
+        self.meta.events.emit(
+            "before-send.s3.GetObject", SentRequest("GET", f"{base}/{bucket}/{key}")
+        )
         try:
             data = self._obstore.get(store, key).bytes()
         except (self._obstore.exceptions.BaseError, OSError) as exc:
