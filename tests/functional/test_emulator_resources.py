@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 )
 # A quota caps CPU time; other load on the machine can only lower what a busy loop gets.
 TOLERANCE = 0.15
-ATTEMPTS = 3
+ATTEMPTS = 5
 
 
 def invoke(client: Any, name: str, event: Any = None, **kwargs: Any) -> tuple[dict[str, Any], Any]:
@@ -114,17 +114,28 @@ def test_a_busy_environment_gets_the_cpu_share_of_its_memory_size(
     client = lambda_client_for(emu)
     assert emu.resource_model("cpu-burn").vcpus == pytest.approx(quota)
 
-    # Other work on the machine can only take CPU away; the best of a few tries shows the
-    # quota, and none may exceed it.
-    measured: list[float] = []
-    while len(measured) < ATTEMPTS and not _within(measured, quota):
-        measured.append(_vcpus(client, "cpu-burn"))
-
-    assert max(measured) <= quota * (1 + TOLERANCE), measured
-    assert _within(measured, quota), measured
+    # Other work on the machine can only take CPU away, so no try may exceed the quota.
+    # A try below it is the quota's fault only if the cgroup throttled it meanwhile; an
+    # unthrottled low try means the machine was busy, and is tried again.
+    invoke(client, "cpu-burn", {"seconds": 0.05})
     (env,) = emu.environments("cpu-burn")
-    stat = emu.cpu_stat(env.env_id)
-    assert stat.get("nr_throttled", 0) > 0, stat
+    measured: list[float] = []
+    busy: list[float] = []
+    while len(measured) < ATTEMPTS and not _within(measured, quota):
+        before = emu.cpu_stat(env.env_id).get("nr_throttled", 0)
+        vcpus = _vcpus(client, "cpu-burn")
+        throttled = emu.cpu_stat(env.env_id).get("nr_throttled", 0) - before
+        measured.append(vcpus)
+        assert vcpus <= quota * (1 + TOLERANCE), measured
+        if vcpus < quota * (1 - TOLERANCE):
+            assert throttled == 0, f"held at {vcpus:.2f} of {quota:.2f} vCPU by its own quota"
+            busy.append(vcpus)
+        else:
+            # Reaching the quota with two threads that want two cores takes throttling.
+            assert throttled > 0, (measured, emu.cpu_stat(env.env_id))
+
+    if not _within(measured, quota):
+        pytest.skip(f"the machine was too busy to show {quota:.2f} vCPU: got {busy}")
 
 
 @pytest.mark.slow
