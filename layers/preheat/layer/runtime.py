@@ -67,6 +67,8 @@ DEPENDENCIES = {
         "aws-lambda-powertools",
         "aws-xray-sdk",
         "filelock",
+        # The fetch engine: chunk GETs in Rust threads, off the interpreter lock.
+        "obstore",
     ),
 }
 # Imported by the smoke test besides every top-level package: the modules that load and run
@@ -76,6 +78,7 @@ DEEP_IMPORTS = {
         "ai_edge_litert.interpreter",
         "preheat.runtimes.litert",
         "aws_xray_sdk.core",
+        "obstore.store",
     )
 }
 # Importable in Lambda's own runtime (not in the layer): the smoke import sees these too.
