@@ -98,19 +98,16 @@ def upload_tree(ctx: Context, prefix: str) -> int:
 
 
 def push_artifact(ctx: Context, artifact: Path, name: str) -> tuple[str, int]:
-    """Push an artifact (or SavedModel) with preheat's own push; return its URI and bytes."""
-    from preheat.artifact import manifest as mf
+    """Push an artifact (or SavedModel) as `preheat push` does by default; its URI and bytes.
+
+    A SavedModel is re-saved exact first, so the bytes are those of what was pushed.
+    """
     from preheat.push import push
 
     result = push(
         artifact, f"s3://{ctx.bucket}/preheat", name=name, version=ctx.version, s3_client=ctx.s3
     )
-    uri = str(getattr(result, "uri", result))
-    try:
-        size = mf.read(artifact).total_bytes
-    except Exception:
-        size = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file())
-    return uri, size
+    return result.uri, result.manifest.total_bytes
 
 
 def inference_code(ctx: Context) -> Path:

@@ -1,0 +1,87 @@
+"""The bench's TensorFlow environments: what users install, and preheat's lean one, really run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from preheat.bench.environments import packages, tensorflow_layer
+from preheat.bench.managed import interpreter
+from preheat.exceptions import ConfigurationError
+from tests.fixtures.models import BuiltModel
+
+# Loads a local artifact through preheat in the lean environment and says what got imported.
+_LEAN_CHILD = """
+import json, sys
+import numpy as np
+import preheat
+model = preheat.load_model(sys.argv[1])
+out = model.predict({"x": np.ones((2, 4), dtype="float32")})
+print(json.dumps({
+    "outputs": {k: v.tolist() for k, v in out.items()},
+    "keras": sorted(m for m in sys.modules if m == "keras" or m.startswith("keras.")),
+    "tf_import": model.init_report.get("tf_import"),
+    "tensorflow_file": sys.modules["tensorflow"].__path__[0],
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("environments")
+    return {kind: tensorflow_layer(kind, work) for kind in ("user", "lean")}
+
+
+def test_the_user_environment_is_what_pip_install_tensorflow_gives(
+    layers: dict[str, Path],
+) -> None:
+    names = {p.split("==")[0] for p in packages(layers["user"])}
+    assert {"tensorflow-cpu", "keras", "boto3"} <= names
+    # Nothing of preheat's, nor the dev tools this installation carries.
+    assert not names & {"preheat", "matplotlib", "moto", "pytest", "obstore"}
+    assert not (layers["user"] / "python" / "preheat").exists()
+
+
+def test_the_lean_environment_has_tensorflow_and_preheat_but_no_keras(
+    layers: dict[str, Path],
+) -> None:
+    names = {p.split("==")[0] for p in packages(layers["lean"])}
+    assert {"tensorflow-cpu", "orjson", "aws-lambda-powertools", "filelock"} <= names
+    assert not names & {"keras", "matplotlib", "moto", "pytest", "rich", "optree"}
+    assert (layers["lean"] / "python" / "preheat" / "__init__.py").is_file()
+
+
+def test_a_keras_export_loads_in_the_lean_environment_without_keras(
+    layers: dict[str, Path], dense_model: BuiltModel, tmp_path: Path
+) -> None:
+    artifact = dense_model.as_artifact(tmp_path / "artifact")
+    python = interpreter(tmp_path)
+    proc = subprocess.run(
+        [str(python), "-c", _LEAN_CHILD, str(artifact)],
+        env={
+            "PYTHONPATH": str(layers["lean"] / "python"),
+            "PREHEAT_CACHE_DIR": str(tmp_path / "cache"),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["keras"] == []
+    assert got["tf_import"] == "lean"
+    # The environment's TensorFlow, reached through its links, not another installation's.
+    assert got["tensorflow_file"].startswith(str(layers["lean"]))
+    expected = dense_model.reference({"x": np.ones((2, 4), dtype="float32")})
+    for name, value in expected.items():
+        np.testing.assert_allclose(np.asarray(got["outputs"][name]), value, rtol=1e-6)
+
+
+def test_an_unknown_environment_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="use one of user, lean"):
+        tensorflow_layer("full", tmp_path)
