@@ -142,6 +142,8 @@ def load(
         # The fetch's own duration; with prefetch most of it ran during the runtime import,
         # and only fetch_wait_s was spent waiting for it here.
         "fetch_s": round(resolved.seconds, 4),
+        # What the fetch cost in CPU beside the main thread: on one vCPU, the import's loss.
+        "fetch_cpu_s": None if resolved.cpu_seconds is None else round(resolved.cpu_seconds, 4),
         "fetch_wait_s": round(fetched - waiting, 4),
         # The runtime import's own duration, whenever it ran, and (TensorFlow) its path; a
         # lean import that fell back to full during the load says so here (see tf_import.py).

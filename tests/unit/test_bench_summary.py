@@ -153,7 +153,8 @@ def test_table_warns_when_the_model_answers_a_constant() -> None:
 def test_the_import_under_fetch_and_inits_past_the_limit_are_reported() -> None:
     fetching = StrategyRun("preheat-tf", "p")
     fetching.cold_starts = [
-        _cold("preheat-tf", i, init, init) for i, init in enumerate([2400, 2600])
+        _cold("preheat-tf", i, init, init, fetch_cpu_ms=cpu)
+        for i, (init, cpu) in enumerate([(2400, 5.0), (2600, 7.0)])
     ]
     on_disk = StrategyRun("preheat-tf-disk", "d")
     on_disk.cold_starts = [_cold("preheat-tf-disk", i, 2000, 2000) for i in range(2)]
@@ -175,7 +176,10 @@ def test_the_import_under_fetch_and_inits_past_the_limit_are_reported() -> None:
     by_name = {s["name"]: s["summary"] for s in doc["strategies"]}
     assert by_name["baseline"]["init_over_limit"] == 2
     assert by_name["preheat-tf"]["init_over_limit"] == 0
+    # 5 and 7 ms for the 1000 bytes _cold fetches: 500 and 700 s per 100 MB, median 600.
+    assert by_name["preheat-tf"]["fetch_cpu_s_per_100mb"] == 600.0
+    assert by_name["baseline"]["fetch_cpu_s_per_100mb"] is None
     text = table(doc)
     assert "import while fetching: preheat-tf's import / preheat-tf-disk's = 1.25x" in text
     assert "baseline 2 of 3" in text
-    assert "INIT phases" in text
+    assert "INIT phases" in text and "fetch CPU / 100 MB" in text and "600.00 s" in text

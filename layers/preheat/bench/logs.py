@@ -74,6 +74,14 @@ def phases_ms(init: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def fetch_cpu_ms(init: dict[str, Any]) -> float | None:
+    """The fetch's CPU in the function's process, when the init report measured it."""
+    value = init.get("fetch_cpu_s")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return round(float(value) * 1000, 3)
+    return None
+
+
 def bytes_by_tier(init: dict[str, Any]) -> dict[str, int]:
     raw = init.get("bytes_by_tier") or {}
     if not isinstance(raw, dict):

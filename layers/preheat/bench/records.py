@@ -40,6 +40,8 @@ class ColdStart:
     warm_ms: list[float] = field(default_factory=list)
     max_memory_mb: float | None = None
     bytes_by_tier: dict[str, int] = field(default_factory=dict)
+    # CPU the fetch cost the function's process beside its main thread (preheat only).
+    fetch_cpu_ms: float | None = None
     parity: Parity | None = None
     error: str | None = None
 

@@ -298,6 +298,7 @@ class _Measure:
             cs.max_memory_mb = float(max(memory)) if memory else None
             cs.phases_ms = logs.phases_ms(init)
             cs.bytes_by_tier = logs.bytes_by_tier(init)
+            cs.fetch_cpu_ms = logs.fetch_cpu_ms(init)
             ok = [(j, c) for j, c in calls if c.error is None]
             if ok:
                 cs.parity = parity.compare(

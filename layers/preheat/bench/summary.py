@@ -60,6 +60,12 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
             k: round(v) for k, v in median_by_key([_floats(c.bytes_by_tier) for c in ok]).items()
         },
         "parity": to_dict(parity) if parity is not None else None,
+        # The fetch's CPU in the function's process per 100 MB it brought from S3.
+        "fetch_cpu_s_per_100mb": median(
+            c.fetch_cpu_ms / 1000 / (c.bytes_by_tier["s3"] / 1e8)
+            for c in ok
+            if c.fetch_cpu_ms is not None and c.bytes_by_tier.get("s3")
+        ),
     }
 
 
@@ -180,8 +186,15 @@ def _phase_grid(doc: Mapping[str, Any]) -> list[str]:
     for s in doc["strategies"]:
         if s["available"] and s["summary"]["cold_starts"]:
             phases = s["summary"]["phases_ms"]
-            rows.append([s["name"], *(_ms(phases.get(p)) for p in PHASES)])
-    return _grid(["INIT phases", *PHASES], rows) if rows else []
+            cpu = s["summary"].get("fetch_cpu_s_per_100mb")
+            rows.append(
+                [
+                    s["name"],
+                    *(_ms(phases.get(p)) for p in PHASES),
+                    "-" if cpu is None else f"{cpu:.2f} s",
+                ]
+            )
+    return _grid(["INIT phases", *PHASES, "fetch CPU / 100 MB"], rows) if rows else []
 
 
 def table(doc: Mapping[str, Any]) -> str:

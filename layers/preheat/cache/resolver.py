@@ -21,6 +21,7 @@ from preheat.artifact.manifest import FileEntry, Manifest
 from preheat.cache import local
 from preheat.cache import s3 as s3tier
 from preheat.cache.client import as_engine, default_client
+from preheat.cache.cputime import CpuMeter
 from preheat.cache.disk import DiskCache, Hit, source_of, version_key
 from preheat.cache.engine import Engine
 from preheat.exceptions import CacheFullError, FetchError
@@ -46,6 +47,8 @@ class Resolved:
     bytes_by_tier: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     stale: bool = False
+    # CPU seconds the resolve cost this process beside its main thread (see cputime.py).
+    cpu_seconds: float | None = None
 
 
 def resolve(
@@ -61,6 +64,7 @@ def resolve(
     process's own engine (see client.py).
     """
     start = clock()
+    meter = CpuMeter()
     parsed = parse(uri)
 
     def done(
@@ -71,7 +75,16 @@ def resolve(
         by_tier: dict[str, int],
         stale: bool = False,
     ) -> Resolved:
-        res = Resolved(directory, manifest, tier, version_uri, by_tier, clock() - start, stale)
+        res = Resolved(
+            directory,
+            manifest,
+            tier,
+            version_uri,
+            by_tier,
+            clock() - start,
+            stale,
+            meter.seconds(),
+        )
         log.info(
             "model %s from %s tier: %s in %.3f s%s",
             version_uri,
