@@ -105,7 +105,12 @@ def push_artifact(ctx: Context, artifact: Path, name: str) -> tuple[str, int]:
     from preheat.push import push
 
     result = push(
-        artifact, f"s3://{ctx.bucket}/preheat", name=name, version=ctx.version, s3_client=ctx.s3
+        artifact,
+        f"s3://{ctx.bucket}/preheat",
+        name=name,
+        version=ctx.version,
+        s3_client=ctx.s3,
+        on_stage=lambda text: ctx.progress(f"push {name}: {text}"),
     )
     return result.uri, result.manifest.total_bytes
 
