@@ -192,3 +192,38 @@ def test_any_finite_float_matrix_of_the_right_width_is_accepted(rows: list[list[
 def test_any_other_width_is_refused_with_its_shape(batch: int, width: int) -> None:
     err = refused(DENSE, {"x": [[0.0] * width] * batch})
     assert f"shape ({batch}, {width})" in str(err)
+
+
+CATEGORY = Signature(
+    "serving_default",
+    inputs=(TensorSpec("category", "string", (None,)), TensorSpec("x", "float32", (None, 4))),
+    outputs=(TensorSpec("y", "float32", (None,)),),
+)
+
+
+@pytest.mark.parametrize(
+    ("signature", "raw", "where"),
+    [
+        (DENSE, {"x": [[True, 0.1, 2, 3]]}, "[0][0]"),
+        (DENSE, {"x": [[0.5, 0.1, 2, 3], [1, 2, False, 4]]}, "[1][2]"),
+        (TWO, {"features": [[1, 2, 3, 4]], "ids": [1, True]}, "[1]"),
+        (DENSE, {"x": [[True, False, True, False]]}, "[0][0]"),
+    ],
+)
+def test_a_boolean_anywhere_in_a_numeric_input_is_refused_with_its_position(
+    signature: Signature, raw: Any, where: str
+) -> None:
+    err = refused(signature, raw)
+    assert err.field in raw
+    assert f"input {err.field!r}" in str(err) and f"found a boolean at {where}" in str(err)
+
+
+def test_a_misspelt_input_next_to_a_missing_one_suggests_the_name() -> None:
+    err = refused(CATEGORY, {"categry": ["a"], "x": [[1, 2, 3, 4]]})
+    assert str(err) == "unknown input 'categry'; did you mean 'category'?"
+    assert err.field == "categry"
+
+
+def test_an_unrelated_unknown_input_next_to_a_missing_one_names_both() -> None:
+    err = refused(CATEGORY, {"zzz": ["a"], "x": [[1, 2, 3, 4]]})
+    assert "unknown input 'zzz'" in str(err) and "'category' is missing" in str(err)

@@ -7,6 +7,7 @@ can fix the request without reading the model's code.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,37 @@ def _first_bad_leaf(value: object, ok: tuple[type, ...]) -> object:
         elif (isinstance(v, bool) and bool not in ok) or not isinstance(v, ok):
             return v
     return _ALL_GOOD
+
+
+def _bool_position(value: object) -> str | None:
+    """Where the first boolean leaf of a nested list is, as `[i][j]`, or None if it has none."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        v, where = stack.pop()
+        if isinstance(v, bool):
+            return where or "[0]"
+        if isinstance(v, list | tuple):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(v))))
+    return None
+
+
+def _has_bool_leaf(value: object, ndim: int) -> bool:
+    """True when a rectangular nested list of `ndim` levels holds a boolean anywhere.
+
+    numpy turns `[true, 0.5]` into `[1.0, 0.5]` before any dtype check can see it, so the
+    leaves are looked at themselves: flattened level by level and their types collected,
+    which runs at C speed (a few ms for a 224x224x3 image sent as lists).
+    """
+    if isinstance(value, np.ndarray):
+        return bool(value.dtype.kind == "b")
+    if isinstance(value, bool):
+        return True
+    if not isinstance(value, list | tuple):
+        return False
+    flat: list[Any] = list(value)
+    for _ in range(ndim - 1):
+        flat = list(chain.from_iterable(flat))
+    return bool in set(map(type, flat))
 
 
 def _as_array(name: str, value: object, want: str) -> np.ndarray:
@@ -129,6 +161,16 @@ def _coerce_number(spec: TensorSpec, value: object, allow_non_finite: bool) -> n
                 field=spec.name,
             )
         return arr
+    if arr.dtype.kind == "b" or (
+        arr.dtype.kind in _NUMBER_KINDS and _has_bool_leaf(value, arr.ndim)
+    ):
+        where = _bool_position(value) if not isinstance(value, np.ndarray) else None
+        at = f" at {where}" if where else ""
+        raise BadRequest(
+            f"input {spec.name!r} must hold {want} only; found a boolean{at} "
+            "(true/false are not read as 1/0)",
+            field=spec.name,
+        )
     if arr.dtype.kind not in _NUMBER_KINDS:
         raise _non_numeric(spec, value, want)
     if arr.size == 0:
@@ -210,6 +252,18 @@ def _check_batch(signature: Signature, arrays: Mapping[str, np.ndarray]) -> None
         raise BadRequest(f"inputs disagree on the batch size (first dimension): {sizes}")
 
 
+def _misspelt(name: str, missing: list[str], expected: list[str]) -> str:
+    import difflib  # only on this error path
+
+    close = difflib.get_close_matches(name, missing, n=1, cutoff=0.5)
+    if close:
+        return f"unknown input {name!r}; did you mean {close[0]!r}?"
+    return (
+        f"unknown input {name!r}; the model expects {', '.join(map(repr, expected))} "
+        f"and {missing[0]!r} is missing"
+    )
+
+
 def coerce_inputs(
     signature: Signature, raw: Any, *, allow_non_finite: bool = False
 ) -> dict[str, np.ndarray]:
@@ -221,12 +275,15 @@ def coerce_inputs(
     named = _named(signature, raw)
     expected = [t.name for t in signature.inputs]
     missing = [n for n in expected if n not in named]
+    unknown = sorted(str(n) for n in named if n not in expected)
+    if missing and unknown:
+        # A misspelt name shows up as one missing and one unknown: name both ends of it.
+        raise BadRequest(_misspelt(unknown[0], missing, expected), field=unknown[0])
     if missing:
         raise BadRequest(
             f"missing input {missing[0]!r}; the model expects {', '.join(map(repr, expected))}",
             field=missing[0],
         )
-    unknown = sorted(str(n) for n in named if n not in expected)
     if unknown:
         raise BadRequest(
             f"unknown input {unknown[0]!r}; the model expects {', '.join(map(repr, expected))}",
