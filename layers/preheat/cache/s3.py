@@ -1,11 +1,14 @@
 """The S3 tier: read manifests and aliases, and fetch a version's chunks in parallel.
 
-Each chunk is one whole-object GET of `<prefix>/blobs/sha256/<hex>`, checked against its
-hash, retried alone, and written at its offset into `<path>.part`; the file is renamed
-to its name only when every one of its chunks has been verified and the whole file matches
-the manifest's own SHA-256 too. The whole-file hash is fed in order as the file's leading
-chunks arrive (re-read from the page cache), so it runs alongside the downloads instead of
-after them; it catches a manifest whose file hash disagrees with its chunks, which would
+Each chunk is one whole-object GET of `<prefix>/blobs/sha256/<hex>`, retried alone, and
+written at its offset into `<path>.part`; the file is renamed to its name only when its
+bytes match the manifest's SHA-256 of the whole file. That hash is fed in order as the
+file's leading chunks arrive (re-read from the page cache), so it runs alongside the
+downloads, and it is the one pass over the bytes in the common case: on one vCPU a second
+pass (each chunk's own hash) would come out of the runtime import the fetch overlaps. When
+the file's hash disagrees, each chunk is checked against its own hash, and the ones that
+fail are fetched again alone, verified, with backoff, before the file is hashed again; a
+file whose chunks all verify while its hash disagrees has a manifest that lies, which would
 otherwise be served and then fail every later check on disk.
 """
 
@@ -192,19 +195,50 @@ def _advance_hash(job: _FileJob, index: int, data: bytes | memoryview) -> bool:
                 return True
 
 
-def _finish(job: _FileJob) -> None:
-    """Every chunk is verified and the whole file matches: it may take its name."""
-    actual = job.hasher.hexdigest() if job.entry.chunks else hashlib.sha256().hexdigest()
-    if actual != job.entry.sha256:
-        raise IntegrityError(
-            f"{job.entry.path} (whole file)",
-            job.entry.sha256,
-            actual,
-            "its chunks verify but the manifest's file hash disagrees; push the version again",
-        )
+def _file_digest(job: _FileJob) -> str:
+    """The SHA-256 of what the part file holds now, read back chunk by chunk."""
+    hasher = hashlib.sha256()
+    for ch, offset in zip(job.entry.chunks, job.offsets, strict=True):
+        hasher.update(os.pread(job.fd, ch.size, offset))
+    return hasher.hexdigest()
+
+
+def _bad_chunks(job: _FileJob) -> list[tuple[int, str]]:
+    """The chunks of the part file whose bytes do not match their hash, with their hash."""
+    bad = []
+    for i, (ch, offset) in enumerate(zip(job.entry.chunks, job.offsets, strict=True)):
+        actual = hashlib.sha256(os.pread(job.fd, ch.size, offset)).hexdigest()
+        if actual != ch.sha256:
+            bad.append((i, actual))
+    return bad
+
+
+def _lying_manifest(job: _FileJob, actual: str) -> IntegrityError:
+    return IntegrityError(
+        f"{job.entry.path} (whole file)",
+        job.entry.sha256,
+        actual,
+        "its chunks verify but the manifest's file hash disagrees; push the version again",
+    )
+
+
+def _place(job: _FileJob) -> None:
+    """Every byte is verified: the file may take its name."""
     os.close(job.fd)
     job.fd = -1
     os.replace(job.part, job.target)
+
+
+def _finish(job: _FileJob) -> None:
+    """An empty file, or one whose whole hash matches: it may take its name."""
+    actual = job.hasher.hexdigest() if job.entry.chunks else hashlib.sha256().hexdigest()
+    if actual != job.entry.sha256:
+        raise _lying_manifest(job, actual)
+    _place(job)
+
+
+def _chunk_what(job: _FileJob, index: int, bucket: str, key: str) -> str:
+    return f"{job.entry.path} chunk {index + 1}/{len(job.entry.chunks)} (s3://{bucket}/{key})"
 
 
 def fetch_files(
@@ -230,10 +264,12 @@ def fetch_files(
     counted = 0
     count_lock = threading.Lock()
 
-    def fetch_chunk(job: _FileJob, index: int) -> None:
-        nonlocal counted
-        if stop.is_set():
-            return
+    def get_chunk(job: _FileJob, index: int, retries: int, verify: bool, spent: int) -> memoryview:
+        """One chunk's bytes, retried alone with backoff; `spent` attempts were made before.
+
+        Without `verify` only its size is checked here: its bytes are checked by the file's
+        hash, in the one pass that needs them anyway (see `finish`).
+        """
         chunk = job.entry.chunks[index]
         key = blob_key(prefix, chunk.sha256)
         mismatch: list[str] = []
@@ -241,38 +277,77 @@ def fetch_files(
         def attempt() -> memoryview:
             # The engine's own buffer, never copied: hashlib and pwrite release the lock.
             data = engine.get(bucket, key)
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != chunk.sha256 or data.nbytes != chunk.size:
-                mismatch.append(actual)
+            if data.nbytes != chunk.size or (
+                verify and hashlib.sha256(data).hexdigest() != chunk.sha256
+            ):
+                mismatch.append(hashlib.sha256(data).hexdigest())
                 raise Retryable(f"sha256 mismatch ({data.nbytes} bytes)")
             mismatch.clear()
             watch.progress()
             return data
 
-        what = f"{job.entry.path} chunk {index + 1}/{len(job.entry.chunks)} (s3://{bucket}/{key})"
+        what = _chunk_what(job, index, bucket, key)
         try:
-            data = with_retries(attempt, retries, give_up=watch.give_up)
+            return with_retries(attempt, retries, give_up=watch.give_up)
         except _Missing:
             raise ArtifactNotFound(
                 f"s3://{bucket}/{key}",
                 f"chunk {index + 1} of {job.entry.path} is missing; push the version again",
             ) from None
         except GaveUp as exc:
+            attempts = spent + exc.attempts
             if mismatch:
                 raise IntegrityError(
-                    what, chunk.sha256, mismatch[-1], f"after {exc.attempts} attempts"
+                    what, chunk.sha256, mismatch[-1], f"after {attempts} attempts"
                 ) from None
-            raise FetchError(what, exc.cause, exc.attempts) from None
+            raise FetchError(what, exc.cause, attempts) from None
         except Exception as exc:
-            raise FetchError(what, f"{type(exc).__name__}: {exc}", 1) from exc
+            raise FetchError(what, f"{type(exc).__name__}: {exc}", spent + 1) from exc
+
+    def write(job: _FileJob, index: int, data: memoryview) -> None:
+        nonlocal counted
         # ENOSPC propagates as OSError; the caller knows the budget and says so.
         _pwrite_all(job.fd, data, job.offsets[index])
         with count_lock:
             counted += data.nbytes
         if on_bytes is not None:
             on_bytes(data.nbytes)
+
+    def finish(job: _FileJob) -> None:
+        """Place a file whose whole hash matches; otherwise find the chunks that do not
+        match theirs and fetch each again alone, verified, before hashing the file again.
+
+        One SHA-256 pass over the bytes in the common case (a second pass costs the
+        function's one vCPU as much as the import it overlaps); the chunk-by-chunk check
+        runs only when the file's hash says something is wrong.
+        """
+        actual = job.hasher.hexdigest()
+        if actual == job.entry.sha256:
+            _place(job)
+            return
+        bad = _bad_chunks(job)
+        if not bad:
+            raise _lying_manifest(job, actual)
+        for index, got in bad:
+            if stop.is_set():
+                return
+            if retries == 0:
+                chunk = job.entry.chunks[index]
+                what = _chunk_what(job, index, bucket, blob_key(prefix, chunk.sha256))
+                raise IntegrityError(what, chunk.sha256, got, "after 1 attempts")
+            write(job, index, get_chunk(job, index, retries - 1, verify=True, spent=1))
+        actual = _file_digest(job)
+        if actual != job.entry.sha256:
+            raise _lying_manifest(job, actual)
+        _place(job)
+
+    def fetch_chunk(job: _FileJob, index: int) -> None:
+        if stop.is_set():
+            return
+        data = get_chunk(job, index, retries, verify=False, spent=0)
+        write(job, index, data)
         if _advance_hash(job, index, data):
-            _finish(job)
+            finish(job)
 
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="preheat-fetch") as ex:
