@@ -23,11 +23,10 @@ _t1 = time.perf_counter()
 # and reports it as runtime_import_s, with tf_import (lean or full) for TensorFlow.
 runtime_imports.import_expected()
 
+import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from preheat.exceptions import BadRequest  # noqa: E402
-from preheat.handler import events, observe, responses  # noqa: E402
-from preheat.runtimes.validate import coerce_inputs  # noqa: E402
+from preheat.handler import observe, protocols  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
 
 obs = observe.build()
@@ -49,19 +48,13 @@ state.mark_model_loaded()
 state.mark_init_done()
 
 
-def _model_info() -> dict[str, Any]:
-    m = MODEL.manifest
-    sig = MODEL.signature
-    return {
-        "model": {"name": m.name, "version": m.version, "runtime": m.runtime},
-        "inputs": [{"name": t.name, "dtype": t.dtype, "shape": t.shape} for t in sig.inputs],
-        "outputs": [{"name": t.name, "dtype": t.dtype, "shape": t.shape} for t in sig.outputs],
-    }
+def _labels(uri: str) -> tuple[str, ...]:
+    """The alias the model was loaded by (NAME@ALIAS), which TF Serving's /labels/ may name."""
+    _, sep, alias = uri.rstrip("/").rpartition("/")[2].partition("@")
+    return (alias,) if sep and alias else ()
 
 
-@tracer.capture_method
-def _predict(inputs: Any) -> dict[str, Any]:
-    return MODEL.predict(coerce_inputs(MODEL.signature, inputs))
+SERVED = protocols.Served(MODEL, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
 
 
 # powertools wraps the warm ping too: when a ping is an environment's first call, that ping
@@ -71,28 +64,25 @@ def _predict(inputs: Any) -> dict[str, Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @warm_handler
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Answer a prediction (direct, API Gateway v1/v2 or Function URL) or a GET describing it."""
+def handler(event: Any, context: Any) -> Any:
+    """Answer in the request's own form: preheat's, TF Serving's REST API, OIP, raw tensors.
+
+    HTTP events (Function URL, API Gateway v1/v2) are routed by path, direct invocations
+    by the shape of their body (see preheat.handler.protocols and docs/protocols.md).
+    """
     metrics.add_metric("Requests", "Count", 1)
-    as_http = events.is_http(event)
-    try:
-        request = events.parse(event)
-        if request.method == "GET":
-            return responses.describe(_model_info())
-        outputs = _predict(request.inputs)
-    except BadRequest as exc:
+    outcome = protocols.serve(SERVED, event)
+    if outcome.status >= 500:
+        metrics.add_metric("Errors", "Count", 1)
+        logger.error(
+            "prediction failed", exc_info=outcome.error, extra={"protocol": outcome.protocol}
+        )
+    elif outcome.status >= 400:
         metrics.add_metric("BadRequests", "Count", 1)
         # The reason can quote request values: log only where it failed, never the payload.
-        logger.info("bad request", extra={"status": exc.status, "field": exc.field})
-        return responses.error(exc, as_http=as_http)
-    except Exception as exc:  # the environment must live on whatever one request does
-        metrics.add_metric("Errors", "Count", 1)
-        logger.exception("prediction failed")
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return responses.failure(
-            500,
-            f"the model could not answer this request: {first}",
-            "InferenceError",
-            as_http=as_http,
+        field = getattr(outcome.error, "field", None)
+        logger.info(
+            "bad request",
+            extra={"status": outcome.status, "field": field, "protocol": outcome.protocol},
         )
-    return responses.ok(outputs, as_http=as_http)
+    return outcome.response

@@ -153,10 +153,15 @@ def _check(response: Any) -> tuple[int, Any]:
         payload = response
     assert isinstance(status, int)
     if status == 200:
-        assert "outputs" in payload or "inputs" in payload  # a prediction or a GET
+        # A prediction in any form, a GET's description or a TF Serving status.
+        assert {"outputs", "inputs", "predictions", "model_version_status", "live", "ready"} & set(
+            payload
+        ), payload
     else:
-        assert 400 <= status < 500, payload
-        message = payload["error"]["message"]
+        assert 400 <= status < 500 or status == 501, payload
+        error = payload["error"]
+        # preheat's own forms carry {"message", "type"}; TF Serving and OIP a bare string.
+        message = error if isinstance(error, str) else error["message"]
         assert isinstance(message, str) and message.strip() and "\n" not in message
         assert "Traceback" not in message
     return status, payload

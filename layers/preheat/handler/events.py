@@ -1,7 +1,9 @@
-"""Recognise what invoked the function and pull the request's inputs out of it.
+"""Recognise what invoked the function and pull the request out of it.
 
 Three shapes arrive: a direct invocation (`{"inputs": ...}` or a bare list), an API Gateway
-REST (v1) event, and an HTTP API (v2) or Function URL event, whose JSON body may be base64.
+REST (v1) event, and an HTTP API (v2) or Function URL event, whose body may be base64.
+`http_request` gives the HTTP parts (method, path, headers, decoded body) the serving
+protocols route and read by.
 """
 
 from __future__ import annotations
@@ -31,6 +33,16 @@ class Request:
     method: str = "POST"
 
 
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request as an event carries it: header names lower-case, body decoded."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
 def is_http(event: object) -> bool:
     return isinstance(event, Mapping) and any(k in event for k in _HTTP_KEYS)
 
@@ -45,12 +57,49 @@ def http_method(event: Mapping[str, Any]) -> str:
     return method.upper() if isinstance(method, str) else "POST"
 
 
+def http_path(event: Mapping[str, Any]) -> str:
+    """The request's path, without the API Gateway stage a v2 `rawPath` may begin with."""
+    path = event.get("rawPath")
+    if not isinstance(path, str):
+        path = event.get("path")
+    if not isinstance(path, str):
+        return "/"
+    ctx = event.get("requestContext")
+    stage = ctx.get("stage") if isinstance(ctx, Mapping) else None
+    if (
+        "rawPath" in event
+        and isinstance(stage, str)
+        and stage not in ("", "$default")
+        and path.startswith(f"/{stage}/")
+    ):
+        path = path[len(stage) + 1 :]
+    return path
+
+
+def http_headers(event: Mapping[str, Any]) -> dict[str, str]:
+    """Header names lower-case (v1 events keep the client's case; v2 ones are lower-case)."""
+    headers = event.get("headers")
+    if not isinstance(headers, Mapping):
+        return {}
+    return {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
+
+
+def http_request(
+    event: Mapping[str, Any], *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYTES
+) -> HttpRequest:
+    """Method, path, headers and the decoded body (empty when there is none)."""
+    method = http_method(event)
+    body = event.get("body")
+    raw = b"" if body is None or body == "" else _body_bytes(event, limit)
+    return HttpRequest(method=method, path=http_path(event), headers=http_headers(event), body=raw)
+
+
 def _body_bytes(event: Mapping[str, Any], limit: int) -> bytes:
     body = event.get("body")
     if body is None or body == "":
         raise BadRequest('the request has no body; send JSON such as {"inputs": {...}}')
     if not isinstance(body, str | bytes):
-        raise BadRequest("the request body must be a JSON string")
+        raise BadRequest("the request body must be a string (JSON, or base64 with isBase64Encoded)")
     # Refuse before decoding: a body over Lambda's payload limit is never read further.
     if len(body) > limit:
         raise BadRequest(

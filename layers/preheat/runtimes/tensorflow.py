@@ -99,6 +99,23 @@ class TensorFlowModel:
         outputs = self._fn(**tensors)
         return {name: value.numpy() for name, value in outputs.items()}
 
+    def predict_signature(
+        self, key: str, inputs: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Run another signature the artifact keeps (its manifest's `signatures`), by key."""
+        if key == self.signature.key:
+            return self.predict(inputs)
+        spec = next((s for s in self._manifest.signatures if s.key == key), None)
+        sigs = dict(self._loaded.signatures)
+        if spec is None or key not in sigs:
+            raise KeyError(f"signature {key!r} is not in {self._manifest.name}")
+        fn = sigs[key]
+        tensors = {
+            t.name: self._api.constant(inputs[t.name], dtype=_tf_dtype(self._api, t.dtype))
+            for t in spec.inputs
+        }
+        return {name: value.numpy() for name, value in fn(**tensors).items()}
+
     def __repr__(self) -> str:
         m = self._manifest
         return f"TensorFlowModel({m.name}/{m.version}, signature={m.signature.key!r})"
