@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -16,7 +17,8 @@ from preheat.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, parse_c
 from preheat.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from preheat.emulator import FunctionConfig, InvocationRecord
+    from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
+    from preheat.emulator.function_url import FunctionUrl
 
 HELP = "serve a local Lambda on AWS's runtime client until Ctrl-C (like `sam local start-lambda`)"
 
@@ -25,6 +27,8 @@ examples:
   preheat emulate --function infer=functions/inference:app.handler \\
       --env PREHEAT_MODEL_URI=s3://models/models/resnet/1 --memory 3008 --timeout 60
   AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:3001 aws lambda invoke --function-name infer out.json
+  preheat emulate --function inference=functions/inference:app.handler --url inference=8081
+  curl http://127.0.0.1:8081/v2/health/ready     (the function's URL; see docs/protocols.md)
 
 Each execution environment is a fresh `python -m awslambdaric` process with its own temp dir
 (TMPDIR, PREHEAT_CACHE_DIR inside it) and the layers merged under PREHEAT_OPT_DIR. As root,
@@ -161,6 +165,16 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(background threads then make no progress until the next event)",
     )
     parser.add_argument(
+        "--url",
+        dest="urls",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=PORT",
+        help="serve function NAME's Function URL on PORT (auth NONE; deployed URLs use "
+        "AWS_IAM) (repeatable)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="do not echo the functions' own log output"
     )
 
@@ -229,6 +243,14 @@ class _LineEcho:
                 print(f"[{env_id[:8]}] {text}", file=self._out.stderr, flush=True)
 
 
+def _function_url(emu: Emulator, name: str, port: str, host: str) -> FunctionUrl:
+    from preheat.emulator.function_url import FunctionUrl
+
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigurationError("--url", f"{name}={port}", "use NAME=PORT, PORT 0-65535")
+    return FunctionUrl(emu, name, host=host, port=int(port)).start()
+
+
 def run(args: argparse.Namespace, out: Output) -> int:
     import orjson
 
@@ -253,16 +275,23 @@ def run(args: argparse.Namespace, out: Output) -> int:
     emulator_log = logging.getLogger("preheat.emulator")
     emulator_log.addHandler(notices)
     try:
-        with Emulator(
-            functions,
-            host=args.host,
-            port=args.port,
-            max_concurrency=args.concurrency,
-            on_invocation=on_invocation,
-            log_sink=None if args.quiet else _LineEcho(out),
-            cpus=args.cpus,
-            confine=not args.no_confine,
-        ) as emu:
+        with (
+            Emulator(
+                functions,
+                host=args.host,
+                port=args.port,
+                max_concurrency=args.concurrency,
+                on_invocation=on_invocation,
+                log_sink=None if args.quiet else _LineEcho(out),
+                cpus=args.cpus,
+                confine=not args.no_confine,
+            ) as emu,
+            contextlib.ExitStack() as urls,
+        ):
+            function_urls = {
+                name: urls.enter_context(_function_url(emu, name, port, args.host))
+                for name, port in args.urls
+            }
             url = emu.endpoint_url
             models = {f.name: emu.resource_model(f.name) for f in functions}
             if out.json_mode:
@@ -272,6 +301,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                             "endpoint_url": url,
                             "functions": [f.name for f in functions],
                             "resources": models,
+                            "function_urls": {n: u.url for n, u in function_urls.items()},
                         }
                     ).decode()
                     + "\n"
@@ -282,6 +312,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 out.info(f"  functions: {', '.join(f.name for f in functions)}")
                 for name, model in models.items():
                     out.info(f"  {name}: {model.describe()}")
+                for name, function_url in function_urls.items():
+                    out.info(f"  {name}: Function URL {function_url.url} (auth NONE)")
                 out.info(f"  export AWS_ENDPOINT_URL_LAMBDA={url}   (Ctrl-C to stop)")
             try:
                 while not stop.wait(3600):
