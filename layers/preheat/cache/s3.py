@@ -143,12 +143,31 @@ class _FileJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve the file's blocks before its chunks arrive.
+
+    Writes into reserved blocks cost the file system far less CPU than writes that must
+    find blocks as they go (several times less on ext4, measured), CPU that would come out
+    of the import the fetch overlaps; and a disk too small fails here, before any byte is
+    fetched. A file system that cannot reserve (EOPNOTSUPP) is written as before.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return
+        os.close(fd)
+        raise
+
+
 def _open_part(entry: mf.FileEntry, root: Path) -> _FileJob:
     target = root / entry.path
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + PART_SUFFIX)
     # Read-write: the whole-file hash re-reads chunks that arrived out of order.
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    if entry.size:
+        _preallocate(fd, entry.size)
     offsets, pos = [], 0
     for ch in entry.chunks:
         offsets.append(pos)
