@@ -153,10 +153,9 @@ def _check(response: Any) -> tuple[int, Any]:
         payload = response
     assert isinstance(status, int)
     if status == 200:
-        # A prediction in any form, a GET's description or a TF Serving status.
-        assert {"outputs", "inputs", "predictions", "model_version_status", "live", "ready"} & set(
-            payload
-        ), payload
+        # A prediction in any form, a description, a status or a health answer.
+        known = {"outputs", "inputs", "predictions", "model_version_status", "model_spec"}
+        assert (known | {"live", "ready", "extensions"}) & set(payload), payload
     else:
         assert 400 <= status < 500 or status == 501, payload
         error = payload["error"]
@@ -221,3 +220,165 @@ def test_oversized_http_body_is_413(app: ModuleType) -> None:
     status, payload = _check(app.handler(_http_event("2.0", "POST", body, None, {}), Context()))
     assert status == 413
     assert "MB" in payload["error"]["message"]
+
+
+# ------------------------------------------------------------- TF Serving, OIP, raw forms
+
+PATHS = st.sampled_from(
+    [
+        "/v1/models/model:predict",
+        "/v1/models/model/versions/1:predict",
+        "/v1/models/model/labels/x:predict",
+        "/v1/models/other:predict",
+        "/v1/models/model",
+        "/v1/models/model/metadata",
+        "/v1/models/model:regress",
+        "/v2/models/model/infer",
+        "/v2/models/model/versions/7/infer",
+        "/v2/models/model",
+        "/v2/models/model/ready",
+        "/v2/health/ready",
+        "/v2",
+        "/",
+    ]
+)
+DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "BOOL", "BYTES", "FP16", "BF16", "x", 3])
+shapes = st.lists(st.integers(-2, 6), max_size=4) | st.just([1, 4]) | json_value
+
+
+def _oip_tensor(name: Any, datatype: Any, shape: Any, size: Any, data: Any) -> dict[str, Any]:
+    tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+    if size is not None:
+        tensor["parameters"] = {"binary_data_size": size}
+    if data is not None:
+        tensor["data"] = data
+    return tensor
+
+
+oip_tensors = st.builds(
+    _oip_tensor,
+    name=st.sampled_from(["x", "y", "", 5]),
+    datatype=DATATYPES,
+    shape=shapes,
+    size=st.none() | st.integers(-4, 40) | st.just(16),
+    data=st.none() | almost_x | json_value,
+)
+
+
+def _binary_event(
+    path: str, method: str, header: Any, tail: bytes, claimed: Any, cut: int | None
+) -> dict[str, Any]:
+    head = json.dumps(header).encode()  # the standard library writes NaN and 2**70 too
+    body = head + tail
+    if cut is not None:
+        body = body[: max(len(body) - cut, 0)]  # a truncated body
+    headers: dict[str, Any] = {"content-type": "application/octet-stream"}
+    if claimed == "true":
+        headers["inference-header-content-length"] = str(len(head))
+    elif claimed is not None:
+        headers["inference-header-content-length"] = claimed  # a lie, or not a number
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "headers": headers,
+        "requestContext": {"http": {"method": method, "path": path}},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+protocol_events = st.builds(
+    _binary_event,
+    path=PATHS,
+    method=st.sampled_from(["POST", "GET", "PUT"]),
+    header=st.one_of(
+        st.builds(
+            lambda inputs, params, outputs: {
+                "inputs": inputs,
+                "parameters": params,
+                "outputs": outputs,
+            },
+            st.lists(oip_tensors, max_size=3),
+            st.none() | st.just({"binary_data_output": True}) | json_value,
+            st.none() | st.just([{"name": "output_0", "parameters": {"binary_data": True}}]),
+        ),
+        st.builds(lambda rows: {"instances": rows}, almost_x | valid_x | json_value),
+        st.builds(
+            lambda cols, sig: {"inputs": cols, "signature_name": sig},
+            almost_x | valid_x | json_value,
+            st.sampled_from(["serving_default", "nope", 3]),
+        ),
+        json_value,
+    ),
+    tail=st.binary(max_size=48) | st.just(np.zeros((1, 4), "<f4").tobytes()),
+    claimed=st.sampled_from([None, "true", "true", "-1", "abc", "99999", "0"]),
+    cut=st.none() | st.integers(0, 20),
+)
+
+
+def _raw_tensor(b64: Any, dtype: Any, shape: Any) -> dict[str, Any]:
+    return {"b64": b64, "dtype": dtype, "shape": shape}
+
+
+raw_events = st.builds(
+    lambda tensors: {"inputs": tensors},
+    st.dictionaries(
+        st.sampled_from(["x", "y"]),
+        st.builds(
+            _raw_tensor,
+            b64=st.builds(lambda b: base64.b64encode(b).decode(), st.binary(max_size=40))
+            | st.text(max_size=8),
+            dtype=st.sampled_from(["float32", "float64", "int64", "bool", "string", "object", 1]),
+            shape=shapes,
+        ),
+        min_size=1,
+    ),
+)
+direct_protocol_events = st.one_of(
+    raw_events,
+    st.builds(lambda t: {"inputs": t}, st.lists(oip_tensors, min_size=1, max_size=2)),
+    st.builds(lambda rows: {"instances": rows, "signature_name": "serving_default"}, almost_x),
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(event=protocol_events | direct_protocol_events)
+def test_any_protocol_request_gets_an_answer_or_a_4xx(app: ModuleType, event: Any) -> None:
+    response = app.handler(event, Context())
+    if isinstance(response, dict) and response.get("isBase64Encoded"):
+        # A binary OIP answer: only a success may take that form.
+        assert response["statusCode"] == 200
+        return
+    _check(response)
+
+
+def test_environment_answers_after_the_protocol_barrage(
+    app: ModuleType, dense_model: BuiltModel
+) -> None:
+    x = np.array([[0.5, -1.0, 2.0, 3.0]], dtype="float32")
+    raw = x.tobytes()
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [1, 4],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    event = _binary_event("/v2/models/model/infer", "POST", {}, b"", None, None)
+    event["headers"]["inference-header-content-length"] = str(len(head))
+    event["body"] = base64.b64encode(head + raw).decode()
+    status, payload = _check(app.handler(event, Context()))
+    assert status == 200
+    expected = dense_model.reference({"x": x})["output_0"]
+    (out,) = payload["outputs"]
+    np.testing.assert_allclose(np.reshape(out["data"], out["shape"]), expected, rtol=1e-6)
