@@ -6,6 +6,9 @@ attributes so that callers never parse a message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 
 class PreheatError(Exception):
     """Base of every error preheat raises on purpose."""
@@ -19,6 +22,31 @@ class ConfigurationError(PreheatError, ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"{name}={value!r} is not valid: {allowed}")
+
+
+class MissingExtra(PreheatError):
+    """A verb needs an optional package that this installation lacks."""
+
+    def __init__(self, verb: str, packages: Sequence[str], extras: Sequence[str]) -> None:
+        self.verb = verb
+        self.packages = tuple(packages)
+        self.extras = tuple(extras)
+        super().__init__(
+            f"preheat {verb} needs {', '.join(self.packages)}: "
+            f"pip install 'preheat[{','.join(self.extras)}]'"
+        )
+
+
+class AssetMissing(PreheatError):
+    """preheat's own function sources or templates are not where its installation put them."""
+
+    def __init__(self, what: str, path: Path) -> None:
+        self.what = what
+        self.path = path
+        super().__init__(
+            f"preheat's {what} is not at {path}: reinstall preheat from its wheel "
+            "(`pip install preheat`), or run `make install` in a checkout"
+        )
 
 
 class ArtifactError(PreheatError):

@@ -422,13 +422,17 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
     from preheat.push import prepare as describe
 
     chosen = registry.parse(opts.strategies)
-    functions_dir = (opts.functions_dir or registry.default_functions_dir()).resolve()
-    if not (functions_dir / "inference" / "app.py").is_file():
-        raise ConfigurationError(
-            "--functions-dir",
-            str(functions_dir),
-            "give the functions/ folder of a preheat checkout",
-        )
+    if opts.functions_dir is None:
+        functions_dir = registry.default_functions_dir().resolve()
+    else:
+        # Only a folder the user named is checked against the option that named it.
+        functions_dir = opts.functions_dir.resolve()
+        if not (functions_dir / "inference" / "app.py").is_file():
+            raise ConfigurationError(
+                "--functions-dir",
+                str(functions_dir),
+                "give a functions/ folder holding inference/app.py and baseline/app.py",
+            )
     # Absolute: environments run with their code folder as cwd, and the managed runtime's
     # start script and layers live under `out`.
     out = Path(opts.out).resolve()

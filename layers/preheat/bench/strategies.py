@@ -339,5 +339,7 @@ def parse(spec: str | None) -> list[Strategy]:
 
 
 def default_functions_dir() -> Path:
-    """functions/ of the source tree this preheat runs from (the repository checkout)."""
-    return Path(__file__).resolve().parents[3] / "functions"
+    """The functions/ folder this preheat carries (a wheel's copy or the checkout's)."""
+    from preheat import assets
+
+    return assets.functions_dir()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn, Protocol, cast
 
 from preheat.cli._common import Output
-from preheat.exceptions import PreheatError
+from preheat.exceptions import MissingExtra, PreheatError
 
 # The verbs in the order `--help` lists them.
 VERBS: tuple[str, ...] = (
@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(json_mode=args.json, verb=args.verb)
     try:
         return verbs[args.verb].run(args, out)
+    except MissingExtra as exc:
+        # Its message already names the verb: `preheat emulate needs awslambdaric: pip …`.
+        print(exc, file=out.stderr, flush=True)
+        return 2
     except PreheatError as exc:
         out.error(str(exc))
         return 2

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 import orjson
+
+from preheat.exceptions import MissingExtra
+
+# Every optional package a verb may import, by its import name: the name a user knows it
+# by and the extra of preheat that installs it (see pyproject.toml).
+OPTIONAL: Mapping[str, tuple[str, str]] = {
+    "tensorflow": ("tensorflow", "tensorflow"),
+    "ai_edge_litert": ("ai_edge_litert", "litert"),
+    "awslambdaric": ("awslambdaric", "local"),
+    "moto": ("moto[server]", "local"),
+    # moto's server mode runs on flask, which plain `moto` does not install.
+    "flask": ("moto[server]", "local"),
+    "matplotlib": ("matplotlib", "local"),
+    "packaging": ("packaging", "local"),
+}
 
 
 class Output:
@@ -66,6 +83,34 @@ class Output:
     def warn(self, message: str) -> None:
         prefix = f"preheat {self.verb}" if self.verb else "preheat"
         print(f"{prefix}: warning: {message}", file=self.stderr, flush=True)
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported here, found without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def need(verb: str, *modules: str, found: Callable[[str], bool] = installed) -> None:
+    """Stop `preheat VERB` before any work when an optional package it uses is missing.
+
+    Each verb calls this first thing in its `run`, so that a missing extra is one line
+    naming it, not an ImportError halfway through.
+    """
+    packages: list[str] = []
+    extras: list[str] = []
+    for module in modules:
+        if found(module):
+            continue
+        package, extra = OPTIONAL[module]
+        if package not in packages:
+            packages.append(package)
+        if extra not in extras:
+            extras.append(extra)
+    if packages:
+        raise MissingExtra(verb, packages, extras)
 
 
 def human_bytes(n: float) -> str:

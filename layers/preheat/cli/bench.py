@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from preheat.cli._common import Output
+from preheat.cli._common import Output, need
 
 if TYPE_CHECKING:
     from preheat.bench.runner import Options, Outcome
@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 HELP = "measure cold starts of each strategy against a baseline in a local Lambda"
 
 SAMPLE_KINDS = ("mobilenetv2", "resnet50", "dense")
+# TensorFlow computes the reference outputs and fills the bench's environments; moto is
+# the embedded S3; awslambdaric runs every environment; matplotlib draws the chart.
+BENCH_NEEDS = ("tensorflow", "awslambdaric", "moto", "flask", "matplotlib", "packaging")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +91,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--functions-dir",
         type=Path,
         metavar="DIR",
-        help="the functions/ folder holding inference/ and baseline/ (default: this checkout's)",
+        help="the functions/ folder holding inference/ and baseline/ (default: preheat's own)",
     )
 
 
@@ -126,6 +129,8 @@ def report(outcome: Outcome, out: Output) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     import os
+
+    need("bench", *BENCH_NEEDS)
 
     from preheat.bench import runner
 

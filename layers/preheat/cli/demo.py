@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from preheat.cli._common import Output
+from preheat.cli._common import Output, need
 
 HELP = "generate a sample model, push it to an embedded S3 and cold-start every strategy"
 
@@ -56,8 +56,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: Output) -> int:
     import os
 
+    from preheat.cli.bench import BENCH_NEEDS, report
+
+    need("demo", *BENCH_NEEDS)  # the demo is a benchmark run on a sample model
     from preheat.bench import runner
-    from preheat.cli.bench import report
 
     # TensorFlow's C++ start-up chatter would bury the demo's own lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

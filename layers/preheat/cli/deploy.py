@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
-from preheat.cli._common import Output, human_bytes
+from preheat.cli._common import Output, human_bytes, need
 
 HELP = "deploy a model to AWS Lambda: bucket, layers, chunks, stack, prewarm"
 
@@ -126,6 +127,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    from preheat.constants import MANIFEST_NAME
+
+    if not (args.model / MANIFEST_NAME).is_file():
+        # A SavedModel is slimmed first: TensorFlow reads it, LiteRT checks a LiteRT result.
+        litert = args.runtime == "litert" and args.precision != "exact"
+        need("deploy", "tensorflow", *(["ai_edge_litert"] if litert else []))
     from preheat.deploy import DeployRequest, Plan, deploy
 
     request = DeployRequest(
@@ -161,7 +168,14 @@ def run(args: argparse.Namespace, out: Output) -> int:
     def show(plan: Plan) -> None:
         out.info(plan.describe())
 
-    result = deploy(request, say=lambda m: out.progress(m, force=True), show_plan=show)
+    # The slimmed model, layers and zips are only needed until the deploy is done.
+    with tempfile.TemporaryDirectory(prefix="preheat-deploy-") as work:
+        result = deploy(
+            request,
+            say=lambda m: out.progress(m, force=True),
+            show_plan=show,
+            work_dir=Path(work),
+        )
     out.done_progress()
     done = result.done
     if done is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from preheat.cli._common import Output
+from preheat.cli._common import Output, need
 from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY
 from preheat.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, parse_cpus
 from preheat.exceptions import ConfigurationError
@@ -252,6 +252,7 @@ def _function_url(emu: Emulator, name: str, port: str, host: str) -> FunctionUrl
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    need("emulate", "awslambdaric")  # every environment is `python -m awslambdaric`
     import orjson
 
     from preheat.emulator import Emulator

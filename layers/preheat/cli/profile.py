@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from preheat.cli._common import Output
+from preheat.cli._common import Output, need
 from preheat.cli.emulate import _key_value, _positive
 from preheat.exceptions import ConfigurationError, PreheatError
 
@@ -133,6 +133,9 @@ def read_event(text: str) -> bytes:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    # matplotlib draws profile.png; awslambdaric runs the function, checked here when it is
+    # this interpreter (check_python checks any other one).
+    need("profile", "matplotlib", *(["awslambdaric"] if args.python == sys.executable else []))
     import orjson
 
     from preheat.emulator import FunctionConfig

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from preheat.cli._common import Output, human_bytes
+from preheat.cli._common import Output, human_bytes, need
+from preheat.constants import MANIFEST_NAME
 
 HELP = "upload a SavedModel or artifact to S3 as chunks (unchanged chunks are skipped)"
 
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         check_name("model alias", args.alias)
     if not src.is_dir():
         raise ConfigurationError("SRC", args.src, "no such directory")
+    if (src / "saved_model.pb").is_file() and not (src / MANIFEST_NAME).is_file():
+        need("push", "tensorflow")  # a SavedModel's signatures are read (and re-saved) by it
     kwargs = {} if args.concurrency is None else {"concurrency": args.concurrency}
 
     def progress(done: int, total: int) -> None:

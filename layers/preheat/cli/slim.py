@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from preheat.cli._common import Output, human_bytes
+from preheat.cli._common import Output, human_bytes, need
 from preheat.exceptions import ConfigurationError
 
 HELP = "slim a SavedModel into an artifact (TensorFlow exact or LiteRT) and prove its parity"
@@ -103,6 +103,12 @@ def _count(name: str, raw: str, minimum: int) -> int:
 def run(args: argparse.Namespace, out: Output) -> int:
     import os
 
+    from preheat.slim.slimmer import DEFAULT_PRECISION
+
+    # TensorFlow reads the SavedModel; LiteRT's interpreter checks a LiteRT artifact's parity.
+    precision = args.precision or DEFAULT_PRECISION.get(args.runtime, "exact")
+    litert = args.runtime in ("litert", "auto") and precision != "exact"
+    need("slim", "tensorflow", *(["ai_edge_litert"] if litert else []))
     # TensorFlow's C++ start-up chatter would bury the progress lines.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from preheat.slim import slim

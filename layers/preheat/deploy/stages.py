@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from preheat import assets
 from preheat.exceptions import DeployError
 
 # Zip entries get a fixed time and mode so that the same files give the same bytes (and key).
@@ -19,18 +20,13 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 Say = Callable[[str], None]
 
 
-def repo_root() -> Path:
-    """The checkout preheat runs from: it holds infra/ and functions/ beside layers/."""
-    return Path(__file__).resolve().parents[3]
-
-
 def template_path() -> Path:
-    return repo_root() / "infra" / "template.yaml"
+    return assets.infra_dir() / "template.yaml"
 
 
 def bucket_template_path() -> Path:
     """The first step of a new stack: the same bucket resources, nothing else."""
-    return repo_root() / "infra" / "bucket.yaml"
+    return assets.infra_dir() / "bucket.yaml"
 
 
 def sha256_file(path: Path) -> str:
@@ -60,11 +56,14 @@ def describe_zip(path: Path) -> BuiltZip:
 
 def code_zip(function: str, out_dir: Path, functions_dir: Path | None = None) -> BuiltZip:
     """Zip `functions/<function>/` (its Python files) reproducibly; app.handler is the entry."""
-    src = (functions_dir or repo_root() / "functions") / function
-    if not (src / "app.py").is_file():
-        raise DeployError(
-            f"function code {src}/app.py not found: run preheat deploy from a preheat checkout"
-        )
+    if functions_dir is None:
+        src = assets.function_dir(function)
+    else:
+        src = functions_dir / function
+        if not (src / "app.py").is_file():
+            raise DeployError(
+                f"function code {src}/app.py not found: give the functions/ folder of preheat"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{function}.zip"
     files = sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.is_file())

@@ -57,15 +57,12 @@ print(sys.argv[3] + json.dumps(out), flush=True)
 
 
 def function_dir() -> Path:
-    """functions/inference in the checkout this preheat is installed from."""
-    here = Path(__file__).resolve()
-    candidate = here.parents[3] / "functions" / "inference"
-    if not (candidate / "app.py").is_file():
-        raise PreheatError(
-            f"no functions/inference/app.py next to {here.parents[2]}; run this from a "
-            "checkout of preheat installed with `make install`"
-        )
-    return candidate
+    """functions/inference as this preheat carries it (a wheel's copy or the checkout's)."""
+    # Imported here: this module still ships in the runtime layer, and preheat.assets,
+    # a tool's concern, does not.
+    from preheat import assets
+
+    return assets.function_dir("inference")
 
 
 @dataclass(frozen=True)
