@@ -85,4 +85,11 @@ ENV_LAMBDA_FUNCTION_VERSION: Final = "AWS_LAMBDA_FUNCTION_VERSION"
 ENV_WARM_TARGETS: Final = "PREHEAT_WARM_TARGETS"
 ENV_WARM_MAX_ROUNDS: Final = "PREHEAT_WARM_MAX_ROUNDS"
 ENV_WARM_HOLD_MS: Final = "PREHEAT_WARM_HOLD_MS"
+
+# Tools, not the runtime: set to anything, the CLI shows the traceback of an unexpected error.
+ENV_DEBUG: Final = "PREHEAT_DEBUG"
+# The local Lambda: where an environment's layers are merged (Lambda's /opt), and the
+# handler `preheat profile` imports under -X importtime.
+ENV_OPT_DIR: Final = "PREHEAT_OPT_DIR"
+ENV_PROFILE_HANDLER: Final = "PREHEAT_PROFILE_HANDLER"
 METRICS_NAMESPACE: Final = "preheat"

@@ -6,8 +6,9 @@ attributes so that callers never parse a message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 class PreheatError(Exception):
@@ -129,6 +130,15 @@ class BadRequest(PreheatError):
 class ToleranceExceeded(PreheatError):
     """A slimmed artifact's outputs differ from the source's by more than allowed."""
 
+    def __init__(
+        self, message: str, *, precision: str, report: Mapping[str, Any] | None = None
+    ) -> None:
+        self.precision = precision
+        # The parity report of the failed check (errors, top-1 agreement); None when the
+        # outputs could not be compared at all (the signatures differ).
+        self.report = report
+        super().__init__(message)
+
 
 class UnsupportedModel(PreheatError):
     """A runtime or precision cannot express this model."""
@@ -136,6 +146,15 @@ class UnsupportedModel(PreheatError):
 
 class LayerTooLarge(PreheatError):
     """A layer or a set of layers breaks one of Lambda's size limits."""
+
+    def __init__(
+        self, message: str, *, name: str, size: int, limit: int, unit: str = "bytes"
+    ) -> None:
+        self.name = name
+        self.size = size
+        self.limit = limit
+        self.unit = unit  # "bytes", or "layers" for the count of layers on one function
+        super().__init__(message)
 
 
 class LayerBuildError(PreheatError):

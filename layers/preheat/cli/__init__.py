@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn, Protocol, cast
 
 from preheat.cli._common import Output
+from preheat.constants import ENV_DEBUG
 from preheat.exceptions import MissingExtra, PreheatError
 
 # The verbs in the order `--help` lists them.
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.error("interrupted")
         return 130
     except Exception as exc:  # a bug of ours: one line for the user, the trace on request
-        if os.environ.get("PREHEAT_DEBUG"):
+        if os.environ.get(ENV_DEBUG):
             raise
         out.error(f"unexpected {type(exc).__name__}: {exc} (set PREHEAT_DEBUG=1 for the traceback)")
         return 1

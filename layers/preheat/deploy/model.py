@@ -138,7 +138,10 @@ def _check_layer_limit(name: str, model_bytes: int, runtime_bytes: int) -> None:
             f"allows {c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES / MIB:.0f} MiB for a function and its "
             "layers together: pass --no-model-layer (the model is fetched from S3 during INIT), "
             "slim it smaller (--precision fp16 or int8), or use --runtime tensorflow with the "
-            "container image (infra/Dockerfile)"
+            "container image (infra/Dockerfile)",
+            name=f"model layer {name} with the runtime layer",
+            size=total,
+            limit=c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES,
         )
 
 

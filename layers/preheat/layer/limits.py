@@ -34,14 +34,21 @@ def check_limits(layers: Sequence[LayerResult], function_unzipped_bytes: int = 0
     if len(layers) > c.LAMBDA_MAX_LAYERS:
         raise LayerTooLarge(
             f"{len(layers)} layers; Lambda allows {c.LAMBDA_MAX_LAYERS} per function: "
-            "merge layers or deploy the container image (infra/Dockerfile)"
+            "merge layers or deploy the container image (infra/Dockerfile)",
+            name="layers of one function",
+            size=len(layers),
+            limit=c.LAMBDA_MAX_LAYERS,
+            unit="layers",
         )
     total = function_unzipped_bytes + sum(r.unzipped_bytes for r in layers)
     if total > c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES:
         top = ", ".join(f"{name} {_mb(size)}" for name, size in largest(layers))
         raise LayerTooLarge(
             f"function and layers are {_mb(total)} unzipped; Lambda allows "
-            f"{_mb(c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES)} (largest: {top}); {ALTERNATIVES}"
+            f"{_mb(c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES)} (largest: {top}); {ALTERNATIVES}",
+            name="function and layers",
+            size=total,
+            limit=c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES,
         )
     return [
         f"layer {r.zip_path.name} is {_mb(r.zipped_bytes)} zipped, over the "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from preheat import constants as c
 from preheat.exceptions import ConfigurationError, LayerBuildError, LayerTooLarge
 from preheat.layer import prune, repro
 from preheat.layer.result import LayerResult
@@ -163,7 +164,10 @@ def plan(runtime: str, *, python: str, arch: str) -> Plan:
             "the tensorflow runtime cannot fit a Lambda layer: TensorFlow is about 1.25 GB "
             "installed (over 900 MB stripped) and Lambda allows 250 MB unzipped for function "
             "and layers; deploy the container image (infra/Dockerfile) or slim the model to "
-            "LiteRT (`preheat slim --runtime litert`) and build `--runtime litert`"
+            "LiteRT (`preheat slim --runtime litert`) and build `--runtime litert`",
+            name="tensorflow runtime layer",
+            size=900 * 10**6,  # stripped; the least it could be, as the message says
+            limit=c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES,
         )
     if runtime not in DEPENDENCIES:
         raise ConfigurationError("runtime", runtime, "use litert (or tensorflow, as an image)")

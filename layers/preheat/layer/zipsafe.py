@@ -79,7 +79,10 @@ def extract(
                         if total > max_bytes:
                             raise LayerTooLarge(
                                 f"{zip_path.name} inflates past {max_bytes / 2**20:.0f} MiB, "
-                                "the most a Lambda layer may hold unzipped; refusing it"
+                                "the most a Lambda layer may hold unzipped; refusing it",
+                                name=zip_path.name,
+                                size=total,  # what was inflated before it stopped
+                                limit=max_bytes,
                             )
                         dst.write(block)
                 executable = (info.external_attr >> 16) & 0o111

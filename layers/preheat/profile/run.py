@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from preheat import constants as c
 from preheat.emulator import Emulator, FunctionConfig, InvokeResult
 from preheat.exceptions import ConfigurationError
 
@@ -26,7 +27,7 @@ IMPORTTIME_ENV = {"PYTHONPROFILEIMPORTTIME": "1"}
 # A one-file layer imports it with the import statement instead, and hands its handler over.
 ENTRY_MODULE = "preheat_profile_entry"
 ENTRY_HANDLER = f"{ENTRY_MODULE}.handler"
-ENV_TARGET = "PREHEAT_PROFILE_HANDLER"
+ENV_TARGET = c.ENV_PROFILE_HANDLER
 # Printed once the handler module is loaded: how many threads it started, since
 # -X importtime cannot tell one thread's imports from another's.
 THREADS_MARK = "preheat profile: threads started while the handler module loaded:"

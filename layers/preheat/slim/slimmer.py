@@ -126,7 +126,9 @@ def _try_litert(
     if miss:
         raise ToleranceExceeded(
             f"LiteRT {precision} misses the tolerance: {miss} on {sampling.rows(sample_sets[sigs[0].key])} "
-            "samples; try a wider --precision (fp32), a looser --max-rel-error, or --runtime tensorflow"
+            "samples; try a wider --precision (fp32), a looser --max-rel-error, or --runtime tensorflow",
+            precision=precision,
+            report=report,
         )
     return report
 
@@ -147,13 +149,16 @@ def _exact(
     if (main, others) != (sigs[0], tuple(sigs[1:])):
         raise ToleranceExceeded(
             "the re-saved model's signatures differ from the source's; slim with --runtime litert "
-            "or ship the source as it is"
+            "or ship the source as it is",
+            precision="exact",
         )
     report = parity.compare(reference, exact.run(again, sample_sets))
     if not report["bit_identical"]:
         raise ToleranceExceeded(
             "the re-saved model's outputs are not bit-identical to the source's "
-            f"(max absolute error {report['max_abs_error']:.3g}); ship the source as it is"
+            f"(max absolute error {report['max_abs_error']:.3g}); ship the source as it is",
+            precision="exact",
+            report=report,
         )
     report["kept"] = kept
     return report

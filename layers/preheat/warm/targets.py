@@ -87,7 +87,7 @@ def targets_from_event(event: object, default: str | None) -> list[Target]:
         for holder in (event, event.get("detail")):
             if isinstance(holder, Mapping) and holder.get("targets") is not None:
                 return parse_targets(holder["targets"], "event.targets")
-    return parse_targets(default or "", "PREHEAT_WARM_TARGETS")
+    return parse_targets(default or "", c.ENV_WARM_TARGETS)
 
 
 def options_from(source: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
