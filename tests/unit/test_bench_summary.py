@@ -176,10 +176,18 @@ def test_the_import_under_fetch_and_inits_past_the_limit_are_reported() -> None:
     by_name = {s["name"]: s["summary"] for s in doc["strategies"]}
     assert by_name["baseline"]["init_over_limit"] == 2
     assert by_name["preheat-tf"]["init_over_limit"] == 0
-    # 5 and 7 ms for the 1000 bytes _cold fetches: 500 and 700 s per 100 MB, median 600.
-    assert by_name["preheat-tf"]["fetch_cpu_s_per_100mb"] == 600.0
+    # 5 and 7 ms: a median of 6 ms, but 1000 bytes are too few to say anything per 100 MB.
+    assert by_name["preheat-tf"]["fetch_cpu_ms"] == 6.0
+    assert by_name["preheat-tf"]["fetch_cpu_s_per_100mb"] is None
     assert by_name["baseline"]["fetch_cpu_s_per_100mb"] is None
     text = table(doc)
     assert "import while fetching: preheat-tf's import / preheat-tf-disk's = 1.25x" in text
     assert "baseline 2 of 3" in text
-    assert "INIT phases" in text and "fetch CPU / 100 MB" in text and "600.00 s" in text
+    assert "INIT phases" in text and "fetch CPU / 100 MB" in text and "6 ms" in text
+
+
+def test_fetch_cpu_per_100_mb_for_a_real_sized_fetch() -> None:
+    run = StrategyRun("preheat-tf", "p")
+    run.cold_starts = [_cold("preheat-tf", 0, 2000, 2100, fetch_cpu_ms=260.0)]
+    run.cold_starts[0].bytes_by_tier = {"s3": 104_000_000}
+    assert summarize(run)["fetch_cpu_s_per_100mb"] == 0.25

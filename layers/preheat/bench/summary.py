@@ -14,6 +14,8 @@ INIT_LIMIT_MS = 10_000.0
 # The import is compared between these two: the same code and environment, the first
 # fetching from S3 while it imports, the second with the version already on disk.
 FETCHING, NOT_FETCHING = "preheat-tf", "preheat-tf-disk"
+# Below this many bytes fetched, CPU per 100 MB says more about fixed costs than about bytes.
+MIN_PER_100MB_BYTES = 16_000_000
 PHASES = ("download", "import", "fetch", "fetch wait", "load", "warmup")
 
 
@@ -60,11 +62,13 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
             k: round(v) for k, v in median_by_key([_floats(c.bytes_by_tier) for c in ok]).items()
         },
         "parity": to_dict(parity) if parity is not None else None,
-        # The fetch's CPU in the function's process per 100 MB it brought from S3.
+        "fetch_cpu_ms": median(c.fetch_cpu_ms for c in ok if c.fetch_cpu_ms is not None),
+        # The fetch's CPU in the function's process per 100 MB it brought from S3; a fetch of
+        # a few MB is mostly fixed costs (the manifest, the client), so none is given then.
         "fetch_cpu_s_per_100mb": median(
             c.fetch_cpu_ms / 1000 / (c.bytes_by_tier["s3"] / 1e8)
             for c in ok
-            if c.fetch_cpu_ms is not None and c.bytes_by_tier.get("s3")
+            if c.fetch_cpu_ms is not None and c.bytes_by_tier.get("s3", 0) >= MIN_PER_100MB_BYTES
         ),
     }
 
@@ -191,10 +195,12 @@ def _phase_grid(doc: Mapping[str, Any]) -> list[str]:
                 [
                     s["name"],
                     *(_ms(phases.get(p)) for p in PHASES),
+                    _ms(s["summary"].get("fetch_cpu_ms")),
                     "-" if cpu is None else f"{cpu:.2f} s",
                 ]
             )
-    return _grid(["INIT phases", *PHASES, "fetch CPU / 100 MB"], rows) if rows else []
+    header = ["INIT phases", *PHASES, "fetch CPU", "fetch CPU / 100 MB"]
+    return _grid(header, rows) if rows else []
 
 
 def table(doc: Mapping[str, Any]) -> str:
