@@ -35,8 +35,19 @@ def _load(path: Path) -> list[dict[str, np.ndarray]]:
     return [out[i] for i in sorted(out)]
 
 
-def compute(source: Path, inputs: Sequence[Inputs], python: str = sys.executable) -> list[Outputs]:
-    """The serving signature's outputs for each input, from plain `tf.saved_model.load`."""
+def compute(
+    source: Path,
+    inputs: Sequence[Inputs],
+    python: str = sys.executable,
+    cpus: Sequence[int] | None = None,
+) -> list[Outputs]:
+    """The serving signature's outputs for each input, from plain `tf.saved_model.load`.
+
+    `cpus`: the cores the functions run on. TensorFlow's CPU kernels split work by the
+    cores they see, and outputs differ in their last bits between one core and two: the
+    reference must see what the functions see for an exact strategy to be held to bit
+    identity.
+    """
     with tempfile.TemporaryDirectory(prefix="preheat-ref-") as tmp:
         src, dst = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         _save(src, inputs)
@@ -47,6 +58,7 @@ def compute(source: Path, inputs: Sequence[Inputs], python: str = sys.executable
             text=True,
             env=env,
             timeout=600,
+            preexec_fn=(lambda: os.sched_setaffinity(0, set(cpus))) if cpus else None,
         )
         if res.returncode != 0:
             lines = res.stderr.strip().splitlines()

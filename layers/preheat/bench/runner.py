@@ -472,7 +472,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         plans = _prepare(chosen, ctx, runs, say)
         inputs = parity.request_inputs(manifest.signature, opts.samples, opts.seed)
         say("computing the source model's outputs for the parity check")
-        expected = reference.compute(source, inputs)
+        expected = reference.compute(source, inputs, cpus=cores.functions)
         constant = parity.constant_outputs(expected)
         if constant:
             say("note: the source model gives every input the same constant outputs; "
