@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from preheat.bench.runner import Options, run
+from preheat.bench.summary import table
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow
@@ -112,3 +113,32 @@ def test_results_are_written_and_nothing_is_left_running(outcome: dict[str, Any]
     assert outcome["chart"].read_bytes()[:4] == b"\x89PNG"
     assert not (outcome["out"] / "work").exists()
     assert _children(os.getpid()) == []
+
+
+def test_warm_requests_are_measured_per_protocol_beside_the_models_own_time(
+    outcome: dict[str, Any],
+) -> None:
+    by_name = {s["name"]: s for s in outcome["doc"]["strategies"]}
+    # The baseline's function speaks only its own JSON form.
+    assert by_name["baseline"]["cold_starts"][0]["protocols"] == []
+    assert by_name["baseline"]["summary"]["protocols"] == []
+    tf = by_name["preheat-tf"]
+    runs = {p["protocol"]: p for p in tf["cold_starts"][0]["protocols"]}
+    assert list(runs) == ["json", "oip-binary", "tfserving"]
+    for protocol, p in runs.items():
+        assert p["error"] is None, protocol
+        assert len(p["warm_ms"]) == 3 and all(ms > 0 for ms in p["warm_ms"]), protocol
+        # One predict line per warm request (the cold start's first request apart).
+        assert len(p["predict_ms"]) == 3 and all(ms > 0 for ms in p["predict_ms"]), protocol
+        assert len(p["request_bytes"]) == 3 and min(p["request_bytes"]) > 0, protocol
+        assert p["parity"]["bit_identical"], protocol
+    # The JSON run is the cold start's own warm requests.
+    assert runs["json"]["warm_ms"] == tf["cold_starts"][0]["warm_ms"]
+    summary = {p["protocol"]: p for p in tf["summary"]["protocols"]}
+    for protocol, p in summary.items():
+        assert p["requests"] == 3 and p["errors"] == [], protocol
+        assert 0 < p["predict_p50_ms"] < p["warm_p50_ms"] <= p["warm_p99_ms"], protocol
+        assert p["overhead_p50_ms"] == p["warm_p50_ms"] - p["predict_p50_ms"], protocol
+    text = table(outcome["doc"])
+    assert "predict p50" in text and "overhead p50" in text
+    assert any(line.split()[:2] == ["preheat-tf", "oip-binary"] for line in text.splitlines())

@@ -2,7 +2,8 @@
 
 tritonclient speaks the Open Inference Protocol (JSON and binary tensors), `requests` sends
 TF Serving's documented REST requests, boto3 invokes with every direct form. One emulator
-serves two pushed models: `two_signature` (float32, two signatures) and `string_vocab`.
+serves three pushed models: `two_signature` (float32, two signatures), `string_vocab` and a
+tiny one on 224x224x3 images, for the payload sizes of an image model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from preheat.emulator.function_url import FunctionUrl
 from preheat.local.s3 import S3Server
 from preheat.push import push
 from tests.fixtures.emulator import lambda_client
-from tests.fixtures.models import BuiltModel
+from tests.fixtures.models import BuiltModel, _describe
 
 pytestmark = pytest.mark.slow
 
@@ -55,22 +56,45 @@ def _function(name: str, model: BuiltModel, s3: S3Server, bucket: str) -> Functi
 
 
 @pytest.fixture(scope="module")
+def image_model(tmp_path_factory: pytest.TempPathFactory) -> BuiltModel:
+    """ResNet50's input shape at a few hundred bytes of weights: pooling, then 3 scores."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(224, 224, 3), dtype="float32", name="image"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    out = tmp_path_factory.mktemp("models") / "image"
+    model.export(str(out), verbose=False)
+    return _describe(out)
+
+
+@pytest.fixture(scope="module")
 def served(
-    two_signature_model: BuiltModel, string_vocab_model: BuiltModel, s3_server: S3Server
+    two_signature_model: BuiltModel,
+    string_vocab_model: BuiltModel,
+    image_model: BuiltModel,
+    s3_server: S3Server,
 ) -> Iterator[Served]:
     bucket = f"protocols-{os.getpid()}"
     s3_server.client().create_bucket(Bucket=bucket)
     functions = [
         _function("twosig", two_signature_model, s3_server, bucket),
         _function("words", string_vocab_model, s3_server, bucket),
+        _function("images", image_model, s3_server, bucket),
     ]
     with (
         tempfile.TemporaryDirectory() as work,
         Emulator(functions, workdir=Path(work)) as emu,
         FunctionUrl(emu, "twosig") as twosig,
         FunctionUrl(emu, "words") as words,
+        FunctionUrl(emu, "images") as images,
     ):
-        yield Served(emu, {"twosig": twosig.url, "words": words.url})
+        yield Served(emu, {"twosig": twosig.url, "words": words.url, "images": images.url})
 
 
 def _triton(url: str) -> Any:
@@ -177,3 +201,30 @@ def test_the_url_maps_plain_and_error_answers_as_aws_does(served: Served) -> Non
     assert answer.json()["model"]["name"] == "twosig"
     too_big = requests.post(served.urls["twosig"], data=b"0" * (6 * 1024 * 1024 + 1), timeout=60)
     assert too_big.status_code == 413
+
+
+def test_six_224x224x3_images_fit_one_oip_binary_request(
+    served: Served, image_model: BuiltModel
+) -> None:
+    from preheat.bench.protocols import oip_binary, read_oip_binary
+
+    (spec,) = image_model.signature.inputs
+    one = np.zeros((1, 224, 224, 3), dtype="float32")
+    # One image: its 602,112 raw bytes and a JSON header, well under 1.1 MB.
+    assert len(oip_binary("images", {spec.name: one}).body) <= 1.1e6
+    rng = np.random.default_rng(0)
+    batch = (rng.integers(0, 256, size=(6, 224, 224, 3)) / 256).astype("float32")
+    req = oip_binary("images", {spec.name: batch})
+    # Base64 makes the event a third larger than the body; it must still fit Lambda's 6 MB.
+    assert len(req.body) * 4 / 3 < 6 * 1024 * 1024
+    answer = requests.post(
+        served.urls["images"].rstrip("/") + req.path, data=req.body, headers=req.headers, timeout=60
+    )
+    assert answer.status_code == 200, answer.text[:200]
+    want = image_model.reference({spec.name: batch})
+    got = read_oip_binary(
+        answer.content, answer.headers.get("Inference-Header-Content-Length"), want
+    )
+    assert set(got) == set(want)
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6)

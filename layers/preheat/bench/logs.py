@@ -2,7 +2,9 @@
 
 Both functions the benchmark runs log their INIT breakdown once, as a JSON line holding an
 `init` object with durations in seconds (`*_s`) and `bytes_by_tier`; the inference function
-through its structured logger, the baseline with a plain print.
+through its structured logger, the baseline with a plain print. The inference function also
+logs one line per answered request with the model call's own time (`predict_ms`) and the
+protocol the request was written in.
 """
 
 from __future__ import annotations
@@ -89,3 +91,32 @@ def bytes_by_tier(init: dict[str, Any]) -> dict[str, int]:
     return {
         str(k): int(v) for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)
     }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One request's line: which invocation, in which protocol, and the model call's time."""
+
+    request_id: str | None
+    protocol: str
+    predict_ms: float
+
+
+def predictions(tail: str) -> list[Prediction]:
+    """Every per-request predict line in a log, in order."""
+    found: list[Prediction] = []
+    for line in tail.splitlines():
+        line = line.strip()
+        if not line.startswith("{") or '"predict_ms"' not in line:
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        ms, protocol = doc.get("predict_ms"), doc.get("protocol")
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and isinstance(protocol, str):
+            rid = doc.get("function_request_id")
+            found.append(Prediction(rid if isinstance(rid, str) else None, protocol, float(ms)))
+    return found

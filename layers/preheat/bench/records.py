@@ -23,6 +23,24 @@ class Parity:
 
 
 @dataclass
+class ProtocolRun:
+    """The warm requests of one cold start sent in one protocol, with what the log said.
+
+    `json` goes through the Invoke API (its warm_ms are the cold start's own); `oip-binary`
+    and `tfserving` through the function's URL, after the JSON ones.
+    """
+
+    protocol: str
+    # Each request's body as sent (headers apart), in bytes.
+    request_bytes: list[int] = field(default_factory=list)
+    warm_ms: list[float] = field(default_factory=list)
+    # The model call's own time per request, from the function's log lines.
+    predict_ms: list[float] = field(default_factory=list)
+    parity: Parity | None = None
+    error: str | None = None
+
+
+@dataclass
 class ColdStart:
     """One fresh execution environment: its INIT, first answer and the warm requests after."""
 
@@ -44,6 +62,8 @@ class ColdStart:
     fetch_cpu_ms: float | None = None
     parity: Parity | None = None
     error: str | None = None
+    # Warm requests per protocol (json first), for strategies whose function speaks them.
+    protocols: list[ProtocolRun] = field(default_factory=list)
 
 
 @dataclass

@@ -27,12 +27,15 @@ import orjson
 
 from preheat.bench import logs, network, parity, reference
 from preheat.bench import strategies as registry
+from preheat.bench.protocols import JSON, ProtocolBench
 from preheat.bench.records import (
     BenchResult,
     Burst,
     BurstEnvironment,
     ColdStart,
     NetworkInfo,
+    Parity,
+    ProtocolRun,
     StrategyRun,
 )
 from preheat.bench.strategies import Context, Deployment, Strategy
@@ -265,12 +268,16 @@ class _Measure:
         inputs: Sequence[parity.Inputs],
         expected: Sequence[parity.Outputs],
         warm_requests: int,
+        speaking: frozenset[str] = frozenset(),
     ) -> None:
         self.emu = emu
         self.client = client
         self.expected = expected
         self.warm_requests = warm_requests
         self.payloads = [orjson.dumps({"inputs": parity.to_json(x)}) for x in inputs]
+        # Strategies whose function speaks the serving protocols beside JSON.
+        self.speaking = speaking
+        self.protocols = ProtocolBench(emu, inputs, expected, warm_requests)
 
     def cold_start(self, strategy: str, index: int, fname: str) -> ColdStart:
         cs = ColdStart(strategy=strategy, index=index)
@@ -305,9 +312,25 @@ class _Measure:
                     [self.expected[j] for j, _ in ok],
                     [parity.from_json(c.body["outputs"], self.expected[j]) for j, c in ok],
                 )
+            if strategy in self.speaking and cs.environment and len(calls) > 1 and not cs.error:
+                cs.protocols = self._protocols(fname, cs.environment, calls, cs.parity)
         finally:
             _kill(self.emu, fname)
         return cs
+
+    def _protocols(
+        self, fname: str, env_id: str, calls: list[tuple[int, _Call]], json_parity: Parity | None
+    ) -> list[ProtocolRun]:
+        """The JSON warm requests as a protocol run, then the same through the URL."""
+        (_, first), *warm = calls
+        json_run = ProtocolRun(
+            JSON,
+            request_bytes=[len(self.payloads[j]) for j, _ in warm],
+            warm_ms=[round(c.ms, 3) for _, c in warm],
+            parity=json_parity,
+        )
+        answers = {j: parity.from_json(c.body["outputs"], self.expected[j]) for j, c in calls}
+        return self.protocols.measure(fname, env_id, json_run, answers, first.request_id)
 
     def burst(self, strategy: str, fname: str, size: int) -> Burst:
         """`size` invokes released at the same moment: each finds every environment busy."""
@@ -498,7 +521,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             for note in resources["notes"]:
                 say(f"resources: {note}")
             lam = _lambda_client(emu.endpoint_url, opts.burst + 2)
-            measure = _Measure(emu, lam, inputs, expected, opts.warm_requests)
+            speaking = frozenset(s.name for s in chosen if not isinstance(s, registry.Baseline))
+            measure = _Measure(emu, lam, inputs, expected, opts.warm_requests, speaking)
             for strategy, dep in plans.items():
                 if dep.prime:
                     say(f"{strategy}: seeding its disk tier with one unmeasured environment")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from preheat.bench.records import BenchResult, Burst, ColdStart, Parity, StrategyRun, to_dict
+from preheat.bench.records import (
+    BenchResult,
+    Burst,
+    ColdStart,
+    Parity,
+    ProtocolRun,
+    StrategyRun,
+    to_dict,
+)
 from preheat.bench.stats import median, median_by_key, percentile, ratio
 
 BASELINE = "baseline"
@@ -70,7 +78,40 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
             for c in ok
             if c.fetch_cpu_ms is not None and c.bytes_by_tier.get("s3", 0) >= MIN_PER_100MB_BYTES
         ),
+        "protocols": summarize_protocols(ok),
     }
+
+
+def summarize_protocols(cold_starts: list[ColdStart]) -> list[dict[str, Any]]:
+    """Per protocol, in the order first measured: warm percentiles and the model's own time
+    pooled over the cold starts whose requests in that protocol all succeeded."""
+    by_protocol: dict[str, list[ProtocolRun]] = {}
+    for c in cold_starts:
+        for p in c.protocols:
+            by_protocol.setdefault(p.protocol, []).append(p)
+    out = []
+    for protocol, runs in by_protocol.items():
+        ok = [p for p in runs if p.error is None]
+        warm = [w for p in ok for w in p.warm_ms]
+        p50 = percentile(warm, 50)
+        predict = median(m for p in ok for m in p.predict_ms)
+        parity = worst_parity([p.parity for p in ok if p.parity is not None])
+        out.append(
+            {
+                "protocol": protocol,
+                "requests": len(warm),
+                "errors": [p.error for p in runs if p.error is not None],
+                "request_bytes": median(float(b) for p in ok for b in p.request_bytes),
+                "warm_p50_ms": p50,
+                "warm_p99_ms": percentile(warm, 99),
+                "predict_p50_ms": predict,
+                "predict_samples": sum(len(p.predict_ms) for p in ok),
+                # What the request costs beyond the model: transport, decoding, encoding.
+                "overhead_p50_ms": None if p50 is None or predict is None else p50 - predict,
+                "parity": to_dict(parity) if parity is not None else None,
+            }
+        )
+    return out
 
 
 def _floats(d: Mapping[str, int]) -> dict[str, float]:
@@ -203,6 +244,54 @@ def _phase_grid(doc: Mapping[str, Any]) -> list[str]:
     return _grid(header, rows) if rows else []
 
 
+def _fine_ms(v: float | None) -> str:
+    """Milliseconds with a decimal below 10 ms, where a small model's figures live."""
+    if v is None or abs(v) >= 10:
+        return _ms(v)
+    return f"{v:.1f} ms"
+
+
+def _size(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1e6:.2f} MB" if v >= 1e5 else f"{v / 1e3:.1f} kB"
+
+
+def _protocol_grid(doc: Mapping[str, Any]) -> list[str]:
+    """Warm requests per strategy and protocol, beside the model's own predict time."""
+    rows, notes = [], []
+    for s in doc["strategies"]:
+        if not (s["available"] and s["summary"]["cold_starts"]):
+            continue
+        protocols = s["summary"].get("protocols") or []
+        if not protocols:
+            if s["name"] == BASELINE:
+                notes.append(f"  {BASELINE}: JSON only (its function speaks only its own form)")
+            continue
+        for p in protocols:
+            rows.append(
+                [
+                    s["name"],
+                    p["protocol"],
+                    _size(p["request_bytes"]),
+                    f"{_fine_ms(p['warm_p50_ms'])} / {_fine_ms(p['warm_p99_ms'])}",
+                    _fine_ms(p["predict_p50_ms"]),
+                    _fine_ms(p["overhead_p50_ms"]),
+                    _parity(p["parity"]),
+                ]
+            )
+            notes += [f"  {s['name']} {p['protocol']}: {e}" for e in p["errors"]]
+    if not rows:
+        return []
+    header = ["strategy", "protocol", "request bytes", "warm p50 / p99", "predict p50",
+              "overhead p50", "parity"]  # fmt: skip
+    lines = _grid(header, rows)
+    lines.append("overhead = warm p50 - predict p50 (the model call's own time, from the log)")
+    if notes:
+        lines += ["protocols not measured or failed:", *notes]
+    return ["", *lines]
+
+
 def table(doc: Mapping[str, Any]) -> str:
     """The terminal table of a results document (see result_dict)."""
     header = [
@@ -296,4 +385,5 @@ def table(doc: Mapping[str, Any]) -> str:
         lines += ["", *_grid(bheader, brows)]
     lines.append("speedup: baseline's first response / this one's (higher is better); ")
     lines[-1] += "INIT ratio: this INIT / baseline's (lower is better)."
+    lines += _protocol_grid(doc)
     return "\n".join(lines)

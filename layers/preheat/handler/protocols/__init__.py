@@ -40,6 +40,8 @@ class Outcome:
     status: int
     protocol: str
     error: BaseException | None = None
+    # The model call's time when the request reached the model (see Served.predict).
+    predict_ms: float | None = None
 
 
 def detect(payload: object) -> ServingProtocol:
@@ -105,6 +107,7 @@ def serve(served: Served, event: Any, *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYT
         routed = None
         protocol = detect(event)
     error: BaseException | None = None
+    served.last_predict_ms = None
     try:
         call = Call(http=events.http_request(event, limit=limit) if is_http else None, event=event)
         http = call.http
@@ -123,4 +126,4 @@ def serve(served: Served, event: Any, *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYT
             None,
         )
     response = to_http(reply) if is_http else to_direct(reply)
-    return Outcome(response, reply.status, protocol.name, error)
+    return Outcome(response, reply.status, protocol.name, error, served.last_predict_ms)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,6 +92,9 @@ class Served:
         if hasattr(model, "predict_signature"):
             sigs.update({s.key: s for s in manifest.signatures})
         self.signatures: dict[str, Signature] = sigs
+        # The model call's own time in the last prediction (validation and encoding apart),
+        # so the handler's log can show what a request costs beyond the model.
+        self.last_predict_ms: float | None = None
 
     def signature(self, key: str | None) -> Signature:
         if not key:
@@ -110,10 +114,14 @@ class Served:
         """Validate `inputs` (name → array-like) against a signature and run the model."""
         sig = self.signature(key)
         arrays = coerce_inputs(sig, inputs)
+        start = time.perf_counter()
         if sig.key == self.default_key:
-            return sig, self.model.predict(arrays)
-        predictor: Predictor = self.model  # type: ignore[assignment]
-        return sig, predictor.predict_signature(sig.key, arrays)
+            outputs = self.model.predict(arrays)
+        else:
+            predictor: Predictor = self.model  # type: ignore[assignment]
+            outputs = predictor.predict_signature(sig.key, arrays)
+        self.last_predict_ms = (time.perf_counter() - start) * 1000
+        return sig, outputs
 
 
 def select_outputs(
