@@ -204,8 +204,7 @@ class ProtocolBench:
         with FunctionUrl(self.emu, fname) as url:
             session = UrlSession(url.url)
             try:
-                _, status, _, body = session.send("GET", Request("/"))
-                model = orjson.loads(body)["model"]["name"] if status == 200 else None
+                model, why = self._served_name(session)
                 makers: dict[str, tuple[Callable[..., Request], Reader]] = {
                     OIP_BINARY: (oip_binary, read_oip_binary),
                     TFSERVING: (tf_serving, _read_tf),
@@ -213,7 +212,7 @@ class ProtocolBench:
                 for protocol, (make, read) in makers.items():
                     run = ProtocolRun(protocol)
                     if model is None:
-                        run.error = f"GET / on the function's URL answered {status}"
+                        run.error = why
                     else:
                         self._requests(session, run, model, make, read, json_answers)
                         run.predict_ms = self._predict_ms(env_id, protocol)
@@ -221,6 +220,18 @@ class ProtocolBench:
             finally:
                 session.close()
         return runs
+
+    @staticmethod
+    def _served_name(session: UrlSession) -> tuple[str | None, str]:
+        """The model's name as the function serves it (a slimmed artifact has its own)."""
+        try:
+            _, status, _, body = session.send("GET", Request("/"))
+            name = orjson.loads(body)["model"]["name"] if status == 200 else None
+        except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as exc:
+            return None, f"GET / on the function's URL failed: {type(exc).__name__}: {exc}"
+        if not isinstance(name, str):
+            return None, f"GET / on the function's URL answered {status}: {body[:200]!r}"
+        return name, ""
 
     def _requests(
         self,
