@@ -163,3 +163,12 @@ class LayerBuildError(PreheatError):
 
 class DeployError(PreheatError):
     """A deploy step failed; the message names the resource and the reason."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of `exc`'s message, or its type's name when the message is empty.
+
+    TensorFlow and the runtimes raise multi-page messages; a user-facing error keeps one line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

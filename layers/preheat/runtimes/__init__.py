@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from preheat.exceptions import LoadError, UnsupportedModel
+from preheat.exceptions import LoadError, UnsupportedModel, first_line
 from preheat.runtimes import imports
 
 if TYPE_CHECKING:
@@ -24,11 +24,6 @@ RUNTIME_MODULES: dict[str, str] = {
     "tensorflow": "preheat.runtimes.tensorflow",
     "litert": "preheat.runtimes.litert",
 }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _module_name(manifest: Manifest) -> str:
@@ -82,7 +77,7 @@ def warm_up(model: Model) -> None:
     except Exception as exc:  # any runtime's failure becomes one line for the user
         m = model.manifest
         raise LoadError(
-            f"the warm-up inference of {m.name}/{m.version} failed: {_first_line(exc)}; "
+            f"the warm-up inference of {m.name}/{m.version} failed: {first_line(exc)}; "
             "set PREHEAT_WARMUP=0 to skip it"
         ) from exc
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from preheat.artifact.manifest import Manifest, Signature, TensorSpec
-from preheat.exceptions import LoadError, UnsupportedModel
+from preheat.exceptions import LoadError, UnsupportedModel, first_line
 from preheat.runtimes import tf_import, warm_up
 
 SERVING_KEY = "serving_default"
@@ -125,11 +125,6 @@ def _tf_dtype(api: tf_import.TFApi, dtype: str) -> Any:
     return api.string if dtype == "string" else api.as_dtype(dtype)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _same_io(a: Signature, b: Signature) -> bool:
     return (a.inputs, a.outputs) == (b.inputs, b.outputs)
 
@@ -164,7 +159,7 @@ def _load_lean_or_full(directory: Path, manifest: Manifest) -> tuple[Any, tf_imp
     except Exception as exc:  # TensorFlow raises many types; decided below
         if state is None or state.path != "lean":
             raise
-        reason = f"loading {manifest.name}/{manifest.version} failed: {_first_line(exc)}"
+        reason = f"loading {manifest.name}/{manifest.version} failed: {first_line(exc)}"
     tf_import.complete(reason)
     api = tf_import.api()
     return _load_saved_model(api, directory), api
@@ -183,11 +178,11 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> TensorF
         if _keras_needed(exc):
             raise LoadError(
                 f"SavedModel {manifest.name}/{manifest.version} needs Keras to load "
-                f"({_first_line(exc)}); build the container image with "
+                f"({first_line(exc)}); build the container image with "
                 "--build-arg WITH_KERAS=true, or `pip install keras` in a zip or venv"
             ) from exc
         raise LoadError(
-            f"TensorFlow could not load the SavedModel in {directory}: {_first_line(exc)}; "
+            f"TensorFlow could not load the SavedModel in {directory}: {first_line(exc)}; "
             "check that the artifact was pushed from a SavedModel directory"
         ) from exc
     sigs = dict(loaded.signatures)

@@ -28,6 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+from preheat.exceptions import first_line
+
 TFImportPath = Literal["lean", "full"]
 TF_IMPORT_PATHS: tuple[TFImportPath, ...] = ("lean", "full")
 
@@ -123,7 +125,7 @@ def ensure(path: TFImportPath = "lean") -> TFImport:
             except Exception as exc:  # any failure of the lean path: the full import decides
                 _full_import()
                 path_taken = "full"
-                reason = f"{_LEAN_FAILED} ({_first_line(exc)})"
+                reason = f"{_LEAN_FAILED} ({first_line(exc)})"
             else:
                 path_taken, reason = "lean", f"{_env_name()}=lean"
         _state = TFImport(path_taken, round(time.perf_counter() - start, 4), reason)
@@ -176,11 +178,6 @@ def _path_from_env() -> TFImportPath:
     from preheat.settings import Settings
 
     return Settings.from_env().tf_import
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _log(state: TFImport) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from preheat.exceptions import UnsupportedModel
+from preheat.exceptions import UnsupportedModel, first_line
 from preheat.slim.samples import Batch
 
 Outputs = dict[str, np.ndarray]
@@ -41,7 +41,7 @@ def load(src: Path) -> Any:
         with quiet():
             return tf.saved_model.load(str(src))
     except Exception as exc:  # TensorFlow raises many types for a broken model
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UnsupportedModel(f"cannot load SavedModel {src.name}: {first}") from exc
 
 
@@ -143,7 +143,7 @@ def resave(loaded: Any, dst: Path) -> dict[str, int]:
             signatures = {key: _retrace(fn) for key, fn in loaded.signatures.items()}
             tf.saved_model.save(module, str(dst), signatures=signatures)
     except Exception as exc:  # TensorFlow raises many types; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UnsupportedModel(
             f"cannot re-save only the serving parts of this model ({first[:200]}); "
             "ship the source SavedModel as it is, or try --runtime litert"

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from preheat import constants as c
-from preheat.exceptions import BadRequest
+from preheat.exceptions import BadRequest, first_line
 from preheat.handler import events
 from preheat.handler.protocols import native, oip, raw, tfserving
 from preheat.handler.protocols.base import JSON, Call, Reply, Served, dumps
@@ -69,10 +69,6 @@ def _route(path: str) -> tuple[ServingProtocol, dict[str, str]] | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def to_http(reply: Reply) -> dict[str, Any]:
     if reply.binary is not None:
         return {
@@ -121,7 +117,7 @@ def serve(served: Served, event: Any, *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYT
         error = exc
         reply = protocol.error(
             500,
-            f"the model could not answer this request: {_first_line(exc)}",
+            f"the model could not answer this request: {first_line(exc)}",
             "InferenceError",
             None,
         )
