@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from preheat.bench.stats import percentile
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.emulator._http import Handler, Server
 
@@ -53,12 +54,6 @@ def client(endpoint_url: str) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 0}, read_timeout=60),
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def timed(call: Callable[[], object], n: int) -> list[float]:

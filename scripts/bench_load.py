@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from preheat.bench.stats import percentile
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.local.s3 import S3Server
 from preheat.push import push
@@ -45,11 +46,6 @@ def lambda_client(endpoint_url: str) -> Any:
         aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 0}, read_timeout=120, max_pool_connections=64),
     )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def make_requests(n: int, ping_every: int, seed: int) -> list[Any]:
@@ -175,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             mismatches += not np.allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)
         crashed = [inv for inv in invocations if inv.outcome != "success"]
         latencies = [s * 1000 for i, (_, _, s) in answers.items() if i not in errors]
+        # None when no request was answered: the JSON then says so instead of the run crashing.
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         result = {
             "requests": args.requests,
             "answered": len(answers),
@@ -189,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "mismatches": mismatches,
             "throttled_and_retried": run["throttled"],
-            "p50_ms": round(percentile(latencies, 50), 2),
-            "p99_ms": round(percentile(latencies, 99), 2),
+            "p50_ms": None if p50 is None else round(p50, 2),
+            "p99_ms": None if p99 is None else round(p99, 2),
             "wall_s": round(run["wall_s"], 2),
         }
     text = json.dumps(result, indent=2)
