@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from preheat import aws
 from preheat.bench.stats import percentile
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.emulator._http import Handler, Server
@@ -43,16 +44,13 @@ class _Echo(Handler):
 
 
 def client(endpoint_url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
+    return aws.client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 0}, read_timeout=60),
+        region="us-east-1",
+        credentials=("testing", "testing"),
+        retries=aws.NO_RETRIES,
+        read_timeout=60,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from preheat import aws
 from preheat.bench.stats import percentile
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.local.s3 import S3Server
@@ -35,16 +36,14 @@ PING: dict[str, Any] = {"preheat": {"warm": {}}}
 
 
 def lambda_client(endpoint_url: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
+    return aws.client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"max_attempts": 0}, read_timeout=120, max_pool_connections=64),
+        region="us-east-1",
+        credentials=("testing", "testing"),
+        retries=aws.NO_RETRIES,
+        read_timeout=120,
+        pool=64,
     )
 
 

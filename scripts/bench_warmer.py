@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from preheat import aws
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.warm.engine import warm_target
 
@@ -88,20 +89,14 @@ class JitteredClient:
 
 
 def lambda_client(endpoint_url: str, n: int) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
+    return aws.client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(
-            retries={"total_max_attempts": 1},
-            max_pool_connections=max(10, n),
-            read_timeout=60,
-        ),
+        region="us-east-1",
+        credentials=("testing", "testing"),
+        retries=aws.NO_RETRIES,
+        pool=max(10, n),
+        read_timeout=60,
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from preheat import aws
 from preheat.bench import logs, network, parity, reference
 from preheat.bench import strategies as registry
 from preheat.bench.protocols import JSON, ProtocolBench
@@ -184,25 +185,20 @@ def _model(opts: Options, say: Say) -> tuple[Path, str]:
 
 
 def _lambda_client(endpoint: str, pool: int) -> LambdaClient:
-    import boto3
-    from botocore.config import Config
-
     from preheat.local.s3 import DUMMY_KEY_ID, DUMMY_SECRET, REGION
 
-    return boto3.client(
+    client: LambdaClient = aws.client(
         "lambda",
         endpoint_url=endpoint,
-        aws_access_key_id=DUMMY_KEY_ID,
-        aws_secret_access_key=DUMMY_SECRET,
-        region_name=REGION,
+        credentials=(DUMMY_KEY_ID, DUMMY_SECRET),
+        region=REGION,
         # One attempt: a retried invoke would hide a failure and pay a second INIT.
-        config=Config(
-            read_timeout=INIT_TIMEOUT_S + FUNCTION_TIMEOUT_S,
-            connect_timeout=10,
-            retries={"total_max_attempts": 1},
-            max_pool_connections=max(pool, 10),
-        ),
+        retries=aws.NO_RETRIES,
+        read_timeout=INIT_TIMEOUT_S + FUNCTION_TIMEOUT_S,
+        connect_timeout=10,
+        pool=max(pool, 10),
     )
+    return client
 
 
 # ---------------------------------------------------------------------------- measuring

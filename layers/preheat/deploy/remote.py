@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from preheat import aws
 from preheat.cache.s3 import blob_key
 from preheat.deploy.model import Desired
 from preheat.exceptions import DeployError
@@ -39,11 +40,13 @@ class Clients:
         if self._factory is not None:
             return self._factory(service)
         import boto3
-        from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=16)
-        session: Any = boto3.session.Session(region_name=self.region)
-        return session.client(service, config=config)
+        return aws.client(
+            service,
+            retries={"max_attempts": 5, "mode": "standard"},
+            pool=16,
+            session=boto3.session.Session(region_name=self.region),
+        )
 
     def warm_lambda(self, concurrency: int) -> Any:
         """A `lambda` client for the prewarm: no retries (a throttle must show) and a
@@ -51,15 +54,14 @@ class Clients:
         if self._given["lambda"] is not None or self._factory is not None:
             return self._make("lambda")
         import boto3
-        from botocore.config import Config
 
-        config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=max(10, concurrency),
+        return aws.client(
+            "lambda",
+            retries=aws.NO_RETRIES,
+            pool=max(10, concurrency),
             read_timeout=30,
+            session=boto3.session.Session(region_name=self.region),
         )
-        session: Any = boto3.session.Session(region_name=self.region)
-        return session.client("lambda", config=config)
 
     @cached_property
     def s3(self) -> Any:

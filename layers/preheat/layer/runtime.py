@@ -44,6 +44,7 @@ RUNTIME_PARTS = (
     "py.typed",
     "constants.py",
     "exceptions.py",
+    "aws.py",
     "settings.py",
     "uri.py",
     "artifact",

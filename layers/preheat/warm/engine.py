@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from preheat import aws
 from preheat import constants as c
 from preheat.exceptions import ConfigurationError
 from preheat.warm.ping import WARM
@@ -454,19 +455,17 @@ def lambda_client(max_concurrency: int, read_timeout_s: float = 30.0) -> Any:
     warmer must see (429s) or serialise pings that must overlap. AWS_ENDPOINT_URL_LAMBDA is
     honoured by boto3 itself.
     """
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
-    config = Config(
-        max_pool_connections=max(10, max_concurrency),
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=read_timeout_s,
-        tcp_keepalive=True,
-    )
     try:
-        return boto3.client("lambda", config=config)
+        return aws.client(
+            "lambda",
+            retries=aws.NO_RETRIES,
+            pool=max(10, max_concurrency),
+            connect_timeout=5,
+            read_timeout=read_timeout_s,
+            tcp_keepalive=True,
+        )
     except NoRegionError:
         raise ConfigurationError(
             "AWS_REGION", None, "set AWS_REGION or AWS_DEFAULT_REGION to the function's region"
