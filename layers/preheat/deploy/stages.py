@@ -14,9 +14,8 @@ from pathlib import Path
 
 from preheat import assets
 from preheat.exceptions import DeployError
+from preheat.layer import repro
 
-# Zip entries get a fixed time and mode so that the same files give the same bytes (and key).
-_EPOCH = (1980, 1, 1, 0, 0, 0)
 Say = Callable[[str], None]
 
 
@@ -66,14 +65,13 @@ def code_zip(function: str, out_dir: Path, functions_dir: Path | None = None) ->
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{function}.zip"
-    files = sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts and p.is_file())
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in files:
-            info = zipfile.ZipInfo(p.relative_to(src).as_posix(), date_time=_EPOCH)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, p.read_bytes())
+    # The layer builder's writer: the same files give the same bytes, so the same S3 key.
+    repro.write(src, target, include=_is_source)
     return describe_zip(target)
+
+
+def _is_source(zip_name: str) -> bool:
+    return zip_name.endswith(".py") and "__pycache__" not in zip_name.split("/")
 
 
 def slim_model(

@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from preheat.exceptions import UnsafePathError
@@ -20,8 +21,11 @@ LEVEL = 6
 _UNIX = 3
 
 
-def files(root: Path) -> list[tuple[str, Path]]:
-    """Every regular file under `root` as (zip name, path), sorted; symlinks are refused."""
+def files(root: Path, include: Callable[[str], bool] | None = None) -> list[tuple[str, Path]]:
+    """Every regular file under `root` as (zip name, path), sorted; symlinks are refused.
+
+    `include`, given a zip name, keeps only the files it accepts.
+    """
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in [*dirnames, *filenames]:
@@ -32,15 +36,20 @@ def files(root: Path) -> list[tuple[str, Path]]:
                 )
         for name in filenames:
             full = Path(dirpath) / name
-            found.append((full.relative_to(root).as_posix(), full))
+            zip_name = full.relative_to(root).as_posix()
+            if include is None or include(zip_name):
+                found.append((zip_name, full))
     return sorted(found)
 
 
-def write(root: Path, zip_path: Path) -> int:
-    """Zip the tree at `root` into `zip_path`; return the unzipped byte count."""
+def write(root: Path, zip_path: Path, include: Callable[[str], bool] | None = None) -> int:
+    """Zip the tree at `root` (the files `include` accepts) into `zip_path`.
+
+    Returns the unzipped byte count.
+    """
     total = 0
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as zf:
-        for name, path in files(root):
+        for name, path in files(root, include):
             info = zipfile.ZipInfo(name, date_time=EPOCH)
             info.create_system = _UNIX
             executable = path.stat().st_mode & stat.S_IXUSR
