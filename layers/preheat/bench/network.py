@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from preheat.emulator.cgroups import pid_alive
 from preheat.exceptions import PreheatError
 
 # Namespace and interface names carry the owner's pid, so that a run can tell its own
@@ -44,16 +45,6 @@ def _run(argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(list(argv), 127, "", f"{type(exc).__name__}: {exc}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def namespaces(run: Runner = _run) -> list[str]:
     """The names of the network namespaces that preheat's benchmark created and still exist."""
     res = run(["ip", "netns", "list"])
@@ -68,7 +59,7 @@ def remove_stale(run: Runner = _run) -> list[str]:
     removed = []
     for name in namespaces(run):
         m = _NS_RE.match(name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             run(["ip", "netns", "del", name])
             removed.append(name)
     return removed

@@ -66,7 +66,8 @@ def _write(path: Path, value: str) -> None:
         raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror or exc}") from exc
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -380,7 +381,7 @@ def clean_stale(base: Path) -> list[Path]:
         return removed
     for d in base.iterdir():
         m = _PARENT.match(d.name)
-        if m and d.is_dir() and not _pid_alive(int(m.group(1))):
+        if m and d.is_dir() and not pid_alive(int(m.group(1))):
             with contextlib.suppress(CgroupError, OSError):
                 if remove_tree(d, 2.0):
                     removed.append(d)

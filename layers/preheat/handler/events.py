@@ -116,7 +116,8 @@ def _body_bytes(event: Mapping[str, Any], limit: int) -> bytes:
     return raw
 
 
-def _inputs_of(payload: Any, where: str) -> Any:
+def inputs_of(payload: Any, where: str) -> Any:
+    """The inputs of preheat's own form: `{"inputs": ...}` or a bare list."""
     if isinstance(payload, list):
         return payload
     if isinstance(payload, Mapping) and INPUTS_KEY in payload:
@@ -138,5 +139,5 @@ def parse(event: Any, *, limit: int = c.LAMBDA_PAYLOAD_LIMIT_BYTES) -> Request:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-        return Request(inputs=_inputs_of(payload, "the request body"), http=True)
-    return Request(inputs=_inputs_of(event, "the event"), http=False)
+        return Request(inputs=inputs_of(payload, "the request body"), http=True)
+    return Request(inputs=inputs_of(event, "the event"), http=False)

@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from preheat.exceptions import BadRequest
+from preheat.handler.events import inputs_of
 from preheat.handler.protocols.base import Call, Reply, Served, decode_b64_leaves, jsonable
 from preheat.handler.responses import error_payload
-
-INPUTS_KEY = "inputs"
 
 
 def model_info(served: Served) -> dict[str, Any]:
@@ -27,17 +26,6 @@ def model_info(served: Served) -> dict[str, Any]:
     }
 
 
-def _inputs_of(payload: Any, where: str) -> Any:
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, Mapping) and INPUTS_KEY in payload:
-        return payload[INPUTS_KEY]
-    raise BadRequest(
-        f'{where} must be {{"inputs": {{name: array, ...}}}} or a bare list for a '
-        "single-input model"
-    )
-
-
 class Native:
     name = "native"
 
@@ -47,7 +35,7 @@ class Native:
         if call.http is not None and not call.http.body:
             raise BadRequest('the request has no body; send JSON such as {"inputs": {...}}')
         where = "the event" if call.http is None else "the request body"
-        inputs = _inputs_of(call.json(), where)
+        inputs = inputs_of(call.json(), where)
         sig = served.signature(None)
         if isinstance(inputs, Mapping):
             strings = {t.name for t in sig.inputs if t.dtype == "string"}
