@@ -160,9 +160,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--freeze",
-        action="store_true",
-        help="stop each environment between invocations, as Lambda freezes it "
-        "(background threads then make no progress until the next event)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stop each environment between invocations, as Lambda always does: background "
+        "threads and child processes make no progress until the next event; --no-freeze "
+        "lets them run on (default: freeze)",
     )
     parser.add_argument(
         "--url",

@@ -43,10 +43,11 @@ class FunctionConfig:
     # later layers over earlier ones, as Lambda stacks layers.
     layers: tuple[Path, ...] = ()
     python: str = sys.executable
-    # Stop the environment's process group (SIGSTOP) between invocations, as Lambda freezes
-    # its sandboxes: work left running in background threads after INIT or a response
-    # waits for the next event instead of finishing unseen.
-    freeze: bool = False
+    # Stop the environment's processes (SIGSTOP) between invocations, as Lambda always
+    # freezes its sandboxes: work left running in background threads after INIT or a
+    # response waits for the next event instead of finishing unseen. Off only to look at
+    # what an unfrozen environment would do.
+    freeze: bool = True
     # The CPU during INIT: "share" (the memory's share, all AWS documents) or "burst"
     # (two vCPUs up to 3,008 MB, as measured by third parties); see resources.py.
     init_cpu: InitCpu = DEFAULT_INIT_CPU

@@ -38,7 +38,7 @@ class Sandbox:
         self,
         host: str,
         log: LogBuffer,
-        freeze: bool = False,
+        freeze: bool = True,
         cgroup: EnvCgroup | None = None,
         cpus: Sequence[int] | None = None,
         run_vcpus: float | None = None,
@@ -52,6 +52,9 @@ class Sandbox:
         self.out_of_memory = False
         self.freeze = freeze
         self.frozen = False
+        # Invokers waiting for INIT to end: their event is as good as pending, so the
+        # runtime's first /next does not freeze it only to thaw it a moment later.
+        self._awaiting_init = 0
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.pipe: Pipe | None = None
@@ -161,6 +164,35 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
+    # -- freezing between invocations ---------------------------------------------------
+
+    def _signal_environment(self, sig: signal.Signals) -> None:
+        """`sig` to the runtime's process group and to whatever left it but not its cgroup."""
+        self._signal(sig)
+        if self.cgroup is None or self.proc is None:
+            return
+        group = self.proc.pid
+        for pid in self.cgroup.pids():
+            # A child that called setsid() is out of the group but still in the sandbox:
+            # Lambda freezes the whole sandbox, so it stops too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) != group:
+                    os.kill(pid, sig)
+
+    def _freeze(self) -> None:
+        # Called with the condition held, from the runtime's own /next request: the
+        # response (if any) was posted before it, so it has been handed to the invoker,
+        # and everything the runtime wrote is already in the log pipe, which the emulator
+        # reads on its own thread whether or not the writer is stopped.
+        self._signal_environment(signal.SIGSTOP)
+        self.frozen = True
+
+    def _thaw(self) -> None:
+        # Called with the condition held, before the event is handed to /next.
+        if self.frozen:
+            self._signal_environment(signal.SIGCONT)
+            self.frozen = False
+
     def kill(self) -> None:
         with self.cond:
             self.closed = True
@@ -196,17 +228,25 @@ class Sandbox:
 
     def wait_ready(self, deadline: float) -> InitOutcome:
         with self.cond:
-            while True:
-                if self.init_error is not None:
-                    return "init_error"
-                if self.ready_at is not None:
-                    return "ready"
-                if self.closed:
-                    return "exited"
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    return "timeout"
-                self.cond.wait(min(left, _TICK_S))
+            self._awaiting_init += 1
+            try:
+                return self._wait_ready(deadline)
+            finally:
+                self._awaiting_init -= 1
+
+    def _wait_ready(self, deadline: float) -> InitOutcome:
+        # With the condition held.
+        while True:
+            if self.init_error is not None:
+                return "init_error"
+            if self.ready_at is not None:
+                return "ready"
+            if self.closed:
+                return "exited"
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return "timeout"
+            self.cond.wait(min(left, _TICK_S))
 
     def dispatch(self, inv: Invocation) -> None:
         with self.cond:
@@ -215,9 +255,7 @@ class Sandbox:
                 error_type = self.exit_error_type
                 stranded = True
             else:
-                if self.frozen:
-                    self._signal(signal.SIGCONT)
-                    self.frozen = False
+                self._thaw()
                 self.pending = inv
                 self.cond.notify_all()
                 stranded = False
@@ -237,11 +275,12 @@ class Sandbox:
                 self._end_init_cpu()
                 self.cond.notify_all()
             self.current = None
-            if self.pending is None and self.freeze:
-                # Lambda freezes an environment between invocations: nothing in it runs,
-                # background threads included, until the next event arrives.
-                self._signal(signal.SIGSTOP)
-                self.frozen = True
+            waiting = self.pending is not None or self._awaiting_init > 0
+            if self.freeze and not waiting and not self.closed:
+                # Lambda freezes an environment between invocations, and after an INIT
+                # with no event waiting: nothing in it runs, background threads and child
+                # processes included, until the next event arrives.
+                self._freeze()
             while self.pending is None:
                 if self.closed:
                     return None

@@ -183,6 +183,7 @@ def cold_start(
             idle_timeout_s=fn.idle_timeout_s,
             layers=(*fn.layers, entry),
             python=fn.python,
+            freeze=fn.freeze,
         )
         return _run(wrapped, fn.handler, event, workdir, on_progress, tick_s)
 
