@@ -170,3 +170,10 @@ def load_model(uri: str | None = None, **settings: Any) -> Model:
             "model URI", target, "set PREHEAT_MODEL_URI or pass uri= to load_model"
         )
     return load(target, resolved_settings.with_(model_uri=target))
+
+
+def remember(uri: str, model: Model) -> None:
+    """Make `model` what the memory tier answers for `uri` (an alias that moved to it)."""
+    from preheat.cache import memory
+
+    memory.put(_memory_key(uri), model)

@@ -88,7 +88,15 @@ def default_client(settings: Settings) -> Engine:
         return client
 
 
-def forget() -> None:
-    """Drop the cached engines (after a SnapStart restore the connections and keys are stale)."""
+def forget() -> int:
+    """Close and drop the process's engines; the next fetch makes new ones. Engines closed.
+
+    Before a SnapStart snapshot so that no connection is frozen into it, and after a
+    restore, when connections and credentials from before the snapshot are stale.
+    """
     with _lock:
+        engines = list(_clients.values())
         _clients.clear()
+    for engine in engines:
+        engine.close()
+    return len(engines)

@@ -62,3 +62,9 @@ class Engine(ABC):
         A memoryview, so that hashing and pwrite take the client's own buffer uncopied
         (both release the interpreter lock on buffers this large).
         """
+
+    # Not abstract: an engine that keeps no connections of its own has nothing to close.
+    def close(self) -> None:  # noqa: B027
+        """Close this engine's connections (before a SnapStart snapshot: no socket may be
+        frozen into it, since every restored copy would share it). The engine is not used
+        again afterwards; a new one is made for the next fetch."""

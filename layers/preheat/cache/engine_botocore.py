@@ -86,3 +86,7 @@ class BotocoreEngine(Engine):
 
     def get(self, bucket: str, key: str) -> memoryview:
         return memoryview(get_object_bytes(self.client, bucket, key))
+
+    def close(self) -> None:
+        # botocore closes its urllib3 pools: every kept-alive connection to S3 goes.
+        self.client.close()

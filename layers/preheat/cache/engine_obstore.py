@@ -178,3 +178,10 @@ class ObstoreEngine(Engine):
         except (self._obstore.exceptions.BaseError, OSError) as exc:
             raise classify(exc, self.timeout_s) from exc
         return memoryview(data)
+
+    def close(self) -> None:
+        # Each store owns its HTTP client and connection pool; dropping the last reference
+        # drops the pool, whose connections close. The credentials botocore lent go too.
+        with self._lock:
+            self._stores.clear()
+        self._credentials = _BotocoreCredentials() if self.target.credentials is None else None
