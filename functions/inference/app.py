@@ -3,7 +3,8 @@
 `import preheat` comes first: with PREHEAT_MODEL_URI set it starts the fetch in background
 threads, which then overlaps the import of the runtime just below. Any INIT failure (model
 not found, integrity, no room) is logged as one structured line and fails INIT with its
-message.
+message. A load still running at the INIT budget goes on after INIT, and the first invoke
+waits for it (see preheat.handler.budget).
 """
 
 from __future__ import annotations
@@ -26,26 +27,12 @@ runtime_imports.import_expected()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from preheat.handler import observe, protocols  # noqa: E402
+from preheat.handler import budget, observe, protocols  # noqa: E402
+from preheat.loader import init_report_of  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
 
 obs = observe.build()
 logger, metrics, tracer = obs.logger, obs.metrics, obs.tracer
-
-try:
-    MODEL = preheat.load_model()
-except Exception as exc:  # logged once, structured; Lambda then reports the INIT error
-    obs.init_failed(exc)
-    raise
-
-INIT_REPORT: dict[str, Any] = {
-    **getattr(MODEL, "init_report", {}),
-    "preheat_import_s": round(_t1 - _t0, 4),
-    "init_s": round(time.perf_counter() - _t0, 4),
-}
-obs.init_done(INIT_REPORT)
-state.mark_model_loaded()
-state.mark_init_done()
 
 
 def _labels(uri: str) -> tuple[str, ...]:
@@ -54,7 +41,30 @@ def _labels(uri: str) -> tuple[str, ...]:
     return (alias,) if sep and alias else ()
 
 
-SERVED = protocols.Served(MODEL, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
+def _load() -> protocols.Served:
+    model = preheat.load_model()
+    state.mark_model_loaded()
+    return protocols.Served(model, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
+
+
+try:
+    # Loaded in a thread of its own: INIT waits for it up to PREHEAT_INIT_BUDGET_S, then
+    # returns while it goes on, and the first invoke waits for it (preheat.handler.budget).
+    LOAD = budget.load_in_init(
+        _load,
+        observer=obs,
+        report_of=lambda served: init_report_of(served.model),
+        init_started=state.init_started,
+    )
+except Exception as exc:  # logged once, structured; Lambda then reports the INIT error
+    obs.init_failed(exc)
+    raise
+
+# The same dict as LOAD.report: a load handed back completes it when it is done.
+INIT_REPORT: dict[str, Any] = LOAD.report
+INIT_REPORT.update(preheat_import_s=round(_t1 - _t0, 4), init_s=round(time.perf_counter() - _t0, 4))
+obs.init_done(INIT_REPORT)
+state.mark_init_done()
 
 
 # powertools wraps the warm ping too: when a ping is an environment's first call, that ping
@@ -71,7 +81,7 @@ def handler(event: Any, context: Any) -> Any:
     by the shape of their body (see preheat.handler.protocols and docs/protocols.md).
     """
     metrics.add_metric("Requests", "Count", 1)
-    outcome = protocols.serve(SERVED, event)
+    outcome = protocols.serve(LOAD.get(context), event)
     if outcome.predict_ms is not None:
         # One line per answered request: the model's own time, apart from decoding and
         # encoding, so a request's overhead per protocol can be told from the model's cost.

@@ -22,6 +22,9 @@ ENV_TF_IMPORT: Final = "PREHEAT_TF_IMPORT"
 # Which client GETs chunks: "auto" (obstore when installed, else botocore), "obstore",
 # or "botocore" (forces the pure-Python fallback).
 ENV_FETCH_ENGINE: Final = "PREHEAT_FETCH_ENGINE"
+# Seconds of INIT the model load may take before INIT returns and the load goes on in the
+# background, for the first invoke to wait for (0: off); see handler/budget.py.
+ENV_INIT_BUDGET_S: Final = "PREHEAT_INIT_BUDGET_S"
 FETCH_ENGINES: Final = ("auto", "obstore", "botocore")
 DEFAULT_FETCH_ENGINE: Final = "auto"
 
@@ -52,6 +55,14 @@ DEFAULT_FETCH_TIMEOUT_S: Final = 5.0
 FETCH_STALL_LIMIT_S: Final = 8.0
 DEFAULT_WARM_HOLD_CAP_MS: Final = 2_000
 DEFAULT_TF_IMPORT: Final = "lean"
+# Under Lambda's 10 s on-demand INIT limit, with room for what INIT does after the load
+# (the init report, the handler's decorators, the runtime client's first poll).
+DEFAULT_INIT_BUDGET_S: Final = 9.0
+# The longest budget accepted: 15 minutes, Lambda's longest function timeout.
+MAX_INIT_BUDGET_S: Final = 900.0
+# An invoke that waits for a load handed back by INIT stops waiting this long before the
+# function's deadline, so that its answer (or its error) still gets out in time.
+LOAD_WAIT_MARGIN_MS: Final = 500
 TF_IMPORT_CHOICES: Final = ("lean", "full")
 
 # Artifact format (see artifact/manifest.py).

@@ -118,6 +118,20 @@ class LoadError(PreheatError):
     """A runtime could not build a model from an artifact."""
 
 
+class ModelNotReady(PreheatError):
+    """The load INIT handed back was still running when an invoke could wait no longer."""
+
+    def __init__(self, uri: str, loading_s: float, waited_s: float) -> None:
+        self.uri = uri
+        self.loading_s = loading_s
+        self.waited_s = waited_s
+        super().__init__(
+            f"model {uri} is still loading after {loading_s:.1f} s; this invoke waited "
+            f"{waited_s:.1f} s, all its remaining time, and the next one waits again: raise "
+            "the function's timeout, or ship the model in a faster tier (a layer or the image)"
+        )
+
+
 class BadRequest(PreheatError):
     """A prediction request the model cannot answer; maps to a 4xx response."""
 

@@ -49,6 +49,16 @@ def _float(name: str, raw: str, minimum: float) -> float:
     return v
 
 
+def _float_within(name: str, raw: str, minimum: float, maximum: float, low: str) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ConfigurationError(name, raw, "use a number of seconds") from None
+    if not minimum <= v <= maximum:  # also refuses NaN and infinities
+        raise ConfigurationError(name, raw, f"use seconds from {low} to {maximum:g}")
+    return v
+
+
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
     v = raw.strip().lower()
     if v not in choices:
@@ -75,6 +85,9 @@ class Settings:
     fetch_engine: str = c.DEFAULT_FETCH_ENGINE
     # "lean" imports only what serving a SavedModel needs, falling back to "full" on failure.
     tf_import: Literal["lean", "full"] = c.DEFAULT_TF_IMPORT
+    # Seconds from the start of INIT after which INIT returns while the load goes on in the
+    # background (0: off, INIT waits for the load); see preheat.handler.budget.
+    init_budget_s: float = c.DEFAULT_INIT_BUDGET_S
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,6 +110,18 @@ class Settings:
         if self.warm_hold_cap_ms < 0:
             raise ConfigurationError(
                 "warm_hold_cap_ms", self.warm_hold_cap_ms, "use milliseconds >= 0"
+            )
+        budget = self.init_budget_s
+        if (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not 0 <= budget <= c.MAX_INIT_BUDGET_S  # also refuses NaN
+        ):
+            raise ConfigurationError(
+                "init_budget_s",
+                budget,
+                f"use seconds from 0 (off) to {c.MAX_INIT_BUDGET_S:g}; below Lambda's "
+                f"{c.LAMBDA_INIT_LIMIT_S:g} s INIT limit for it to take effect on demand",
             )
         if self.tf_import not in c.TF_IMPORT_CHOICES:
             raise ConfigurationError(
@@ -134,6 +159,10 @@ class Settings:
             values["tf_import"] = _choice(c.ENV_TF_IMPORT, v, c.TF_IMPORT_CHOICES)
         if (v := env.get(c.ENV_FETCH_ENGINE)) is not None and v.strip():
             values["fetch_engine"] = _choice(c.ENV_FETCH_ENGINE, v, c.FETCH_ENGINES)
+        if (v := env.get(c.ENV_INIT_BUDGET_S)) is not None and v.strip():
+            values["init_budget_s"] = _float_within(
+                c.ENV_INIT_BUDGET_S, v, 0.0, c.MAX_INIT_BUDGET_S, "0 (off)"
+            )
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,7 +27,12 @@ PHASE_METRICS: dict[str, str] = {
     "load_s": "InitLoadMs",
     "warmup_s": "InitWarmupMs",
     "init_s": "InitTotalMs",
+    # The load's whole time in its own thread: within INIT, or partly after it when INIT
+    # was handed back at its budget (handler/budget.py).
+    "background_load_s": "InitBackgroundLoadMs",
 }
+# Published at INIT only: a load handed back reports its own phases later, these not again.
+_INIT_ONLY = frozenset({"preheat_import_s", "init_s"})
 
 
 def xray_enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -75,17 +80,38 @@ class Observability:
     def init_done(self, report: Mapping[str, Any]) -> None:
         """Log the init breakdown once and publish its phases as EMF metrics (ms)."""
         self.logger.info("preheat init", extra={"init": dict(report)})
-        for key, metric in PHASE_METRICS.items():
+        self._publish(report, PHASE_METRICS.keys())
+        if "handed_back" in report:
+            # 1 when INIT returned at its budget with the model still loading: the first
+            # invoke then waits for it (InitBackgroundLoadMs follows once it is done).
+            self.metrics.add_metric(
+                "InitHandedBack", MetricUnit.Count, 1 if report["handed_back"] else 0
+            )
+        self.metrics.flush_metrics()
+
+    def load_done(self, report: Mapping[str, Any]) -> None:
+        """The init report again, completed by a load that INIT handed back, and its phases.
+
+        Logged with the same `init` key, so that a reader taking the last init report of a
+        log gets the whole of it.
+        """
+        self.logger.info("preheat load done", extra={"init": dict(report)})
+        self._publish(report, [k for k in PHASE_METRICS if k not in _INIT_ONLY])
+        self.metrics.flush_metrics()
+
+    def _publish(self, report: Mapping[str, Any], keys: Iterable[str]) -> None:
+        for key in keys:
             value = report.get(key)
-            if isinstance(value, int | float):
-                self.metrics.add_metric(metric, MetricUnit.Milliseconds, round(value * 1000, 3))
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.metrics.add_metric(
+                    PHASE_METRICS[key], MetricUnit.Milliseconds, round(value * 1000, 3)
+                )
         if report.get("stale"):
             # S3 failed and PREHEAT_ALLOW_STALE served an older version: worth an alarm.
             self.metrics.add_metric("InitStaleVersion", MetricUnit.Count, 1)
         for tier, count in (report.get("bytes_by_tier") or {}).items():
             if isinstance(count, int) and count:
                 self.metrics.add_metric(f"InitBytes_{tier}", MetricUnit.Bytes, count)
-        self.metrics.flush_metrics()
 
     def init_failed(self, exc: BaseException) -> None:
         """One structured line naming the failure; INIT then fails with the same message."""
