@@ -5,7 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format demo bench wheel-smoke clean
+.PHONY: install test lint format demo bench wheel-smoke clean py312 print-python312
+
+# SnapStart needs Python 3.12+, so its tests and demo run the environments on a second,
+# light interpreter: AWS's runtime client, its hooks package and preheat's runtime part.
+# PYTHON312 may name one; otherwise the first 3.12 found on PATH or under pyenv is used.
+VENV312  := .venv312
+STAMP312 := $(VENV312)/.installed
+PYTHON312 ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +22,19 @@ $(STAMP): pyproject.toml setup.py
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(STAMP312): pyproject.toml setup.py
+	@test -n "$(PYTHON312)" || { echo "no Python 3.12 found: install one (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; exit 2; }
+	@test -x $(VENV312)/bin/python || $(PYTHON312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -e . 'awslambdaric==4.2.2' 'snapshot-restore-py>=1.0'
+	@touch $(STAMP312)
+
+py312: $(STAMP312)
+
+# The interpreter `py312` would build from (empty when there is none): the tests ask.
+print-python312:
+	@echo "$(PYTHON312)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -41,4 +62,4 @@ wheel-smoke: $(STAMP)
 	$(PY) -m tests.wheel_smoke
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info layers/*.egg-info
+	rm -rf $(VENV) $(VENV312) .pytest_cache .mypy_cache .ruff_cache build *.egg-info layers/*.egg-info

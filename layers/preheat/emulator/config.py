@@ -18,6 +18,10 @@ ACCOUNT_ID = "123456789012"
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 MAX_TIMEOUT_S = 900.0
+# Lambda's limit on the after-restore hooks of a SnapStart restore.
+RESTORE_TIMEOUT_S = 10.0
+# SnapStart's runtimes for Python start at 3.12 (python3.12 is the first with the hooks).
+SNAPSTART_MIN_PYTHON = (3, 12)
 # Environments busy at once across all functions; Lambda's account default is far higher,
 # but each local environment is a real process on this machine.
 DEFAULT_MAX_CONCURRENCY = 16
@@ -53,6 +57,13 @@ class FunctionConfig:
     init_cpu: InitCpu = DEFAULT_INIT_CPU
     # The cores this function's environments run on; None: the emulator's `cpus`.
     cpus: tuple[int, ...] | None = None
+    # SnapStart: environments are initialised ahead (before-snapshot hooks, then parked on
+    # /restore/next) and a cold start restores one (after-restore hooks, Restore Duration).
+    # Lambda's other SnapStart limits (no provisioned concurrency, no EFS, /tmp at most
+    # 512 MB) concern settings the emulator does not model, so there is nothing to refuse.
+    snapstart: bool = False
+    # Lambda's fixed limit on the after-restore hooks; lowered only by tests.
+    restore_timeout_s: float = RESTORE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -100,6 +111,12 @@ class FunctionConfig:
                 self.reserved_concurrency,
                 "use 0 or more (0 throttles every invoke), or None for the global limit",
             )
+        if not self.restore_timeout_s > 0:
+            raise ConfigurationError(
+                f"{self.name}: restore_timeout_s",
+                self.restore_timeout_s,
+                "use a positive number of seconds",
+            )
         if self.init_cpu not in INIT_CPU_RULES:
             raise ConfigurationError(
                 f"{self.name}: init_cpu", self.init_cpu, f"use one of {', '.join(INIT_CPU_RULES)}"
@@ -122,6 +139,24 @@ class FunctionConfig:
     @property
     def arn(self) -> str:
         return function_arn(self.name)
+
+
+def check_snapstart(fn: FunctionConfig, version: str) -> None:
+    """Refuse SnapStart on an interpreter Lambda has no SnapStart for (`version`: "3.11")."""
+    if not fn.snapstart:
+        return
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        found = (0, 0)
+    if found < SNAPSTART_MIN_PYTHON:
+        need = ".".join(map(str, SNAPSTART_MIN_PYTHON))
+        raise ConfigurationError(
+            f"{fn.name}: snapstart",
+            True,
+            f"SnapStart needs Python {need}+ and {fn.python} is Python {version}; "
+            f"pass --python with a Python {need}+ interpreter (make py312 builds .venv312)",
+        )
 
 
 def check_cpus(what: str, cpus: object) -> tuple[int, ...]:

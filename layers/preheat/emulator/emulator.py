@@ -24,9 +24,10 @@ from preheat.emulator.config import (
     DEFAULT_MAX_CONCURRENCY,
     FunctionConfig,
     check_cpus,
+    check_snapstart,
     function_arn,
 )
-from preheat.emulator.environment import Environment, python_version
+from preheat.emulator.environment import SNAPSTART_NOTICE, Environment, python_version
 from preheat.emulator.errors import (
     ApiError,
     bad_json,
@@ -160,9 +161,14 @@ class Emulator:
             self.workdir = Path(
                 tempfile.mkdtemp(prefix="preheat-emulator-", dir=self._workdir_parent)
             )
+            for fn in self.functions.values():
+                # Asked once now, not during a cold start; SnapStart needs 3.12+, and a
+                # refusal comes before any other notice.
+                check_snapstart(fn, python_version(fn.python))
+            if any(fn.snapstart for fn in self.functions.values()):
+                self._notice(SNAPSTART_NOTICE)
             models = self._resource_models()
             for fn in self.functions.values():
-                python_version(fn.python)  # asked once now, not during a cold start
                 opt = build_opt(self.workdir / "functions" / fn.name / "opt", fn.layers)
                 self._pools[fn.name] = _Pool(fn, opt, models[fn.name])
             try:

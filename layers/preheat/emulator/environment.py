@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shutil
 import subprocess
@@ -13,10 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from preheat import constants as c
 from preheat.emulator.cgroups import CgroupError, Cgroups, EnvCgroup
 from preheat.emulator.config import REGION, FunctionConfig
-from preheat.emulator.errors import function_error
+from preheat.emulator.errors import ApiError, function_error
 from preheat.emulator.invocation import Invocation
 from preheat.emulator.logbuffer import LogBuffer, LogSink
 from preheat.emulator.records import (
@@ -27,7 +30,7 @@ from preheat.emulator.records import (
     billed_ms,
 )
 from preheat.emulator.resources import ResourceModel
-from preheat.emulator.sandbox import OUT_OF_MEMORY, Sandbox
+from preheat.emulator.sandbox import AFTER_RESTORE_ERROR, OUT_OF_MEMORY, Sandbox
 
 # Where the environment's merged layers are; on Lambda that is simply /opt.
 ENV_OPT_DIR = "PREHEAT_OPT_DIR"
@@ -35,6 +38,46 @@ ENV_OPT_DIR = "PREHEAT_OPT_DIR"
 TAIL_BYTES = 4096
 # Passed through from the emulator's own environment, as Lambda passes its role's credentials.
 _PASSTHROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# Said once at start whenever a function uses SnapStart.
+SNAPSTART_NOTICE = (
+    "SnapStart: the emulator does not snapshot memory, so the cost of restoring a snapshot "
+    "is not modelled; only the hooks and the invoke are measured (Restore Duration is the "
+    "after-restore hooks alone)"
+)
+# Lambda does not set these in SnapStart functions: one snapshot serves many streams.
+_NOT_IN_SNAPSTART = ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME")
+
+
+class SnapshotError(Exception):
+    """A SnapStart snapshot could not be prepared: INIT failed, timed out, or a
+    before-snapshot hook raised (`error_type` Runtime.BeforeSnapshotError)."""
+
+    def __init__(self, function: str, error_type: str, message: str) -> None:
+        self.function = function
+        self.error_type = error_type
+        self.message = message
+        # The bare message: callers that wrap it add the type and the function themselves.
+        super().__init__(message)
+
+
+class RestoreFailed(ApiError):
+    """The Invoke API's answer when a restore failed: SnapStartException (an after-restore
+    hook raised, or the runtime exited) or SnapStartTimeoutException (past the limit).
+
+    `record` and `log_tail` are what a finished invoke returns, for whoever counts them.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        record: InvocationRecord,
+        log_tail: bytes,
+    ) -> None:
+        super().__init__(status, error_type, message)
+        self.record = record
+        self.log_tail = log_tail
 
 
 @functools.lru_cache(maxsize=16)
@@ -89,6 +132,10 @@ class Environment:
         self.init_duration_ms: float | None = None
         self.records: list[InvocationRecord] = []
         self.end_reason: str | None = None
+        # SnapStart: whether this environment was started for a snapshot, and whether it
+        # has been restored since (it then serves like any warm one).
+        self.snapshot = False
+        self.restored = False
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -161,7 +208,7 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if self.snapshot else "on-demand",
             "_HANDLER": fn.handler,
             "LAMBDA_TASK_ROOT": str(fn.code_dir.resolve()),
             "AWS_REGION": REGION,
@@ -171,6 +218,9 @@ class Environment:
         for key in _PASSTHROUGH:
             if key in os.environ:
                 env[key] = os.environ[key]
+        if self.snapshot:
+            for key in _NOT_IN_SNAPSTART:
+                del env[key]
         env.update(fn.env)
         return env
 
@@ -216,16 +266,158 @@ class Environment:
             sb.close()
         return sb
 
+    # -- SnapStart -----------------------------------------------------------------------
+
+    @property
+    def parked(self) -> bool:
+        """Initialised for SnapStart and waiting on /restore/next: a snapshot to restore."""
+        sb = self.sandbox
+        return (
+            self.alive
+            and sb is not None
+            and sb.parked_at is not None
+            and sb.restore_started_at is None
+        )
+
+    def prepare_snapshot(self) -> None:
+        """SnapStart's INIT: start the runtime with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start
+        and return once it has run its before-snapshot hooks and parked on /restore/next
+        (stopped there, as a snapshot does not run), within the INIT limit.
+
+        Raises SnapshotError (error_type, message) when INIT or a hook fails or time runs
+        out; the environment is then dead. The memory is not snapshotted: this process is
+        the snapshot, and one restore uses it up.
+        """
+        if self.sandbox is not None:
+            raise RuntimeError(f"environment {self.env_id} has already started")
+        self.snapshot = True
+        version = python_version(self.fn.python)
+        self.log.write(
+            f"INIT_START Runtime Version: python:{version} (preheat emulator)\n".encode()
+        )
+        sb = self._spawn()
+        result = sb.wait_parked(sb.started_at + self.fn.init_timeout_s)
+        if result == "parked":
+            assert sb.parked_at is not None
+            self.init_duration_ms = (sb.parked_at - sb.started_at) * 1000.0
+            # SnapStart reports INIT here, not in a REPORT: no invoke pays for it.
+            self.log.write(f"INIT_REPORT Init Duration: {self.init_duration_ms:.2f} ms\n".encode())
+            with self._lock:
+                if self.end_reason is None:
+                    self.state = "parked"
+            return
+        sb.drain_log()
+        elapsed = (time.perf_counter() - sb.started_at) * 1000.0
+        if result == "init_error":
+            error_type = sb.init_error_type or "Runtime.Unknown"
+            message = _error_message(sb.init_error) or "INIT failed"
+            status, reason = "error", "init_error"
+        elif result == "timeout":
+            error_type = "Sandbox.Timedout"
+            message = f"INIT timed out after {self.fn.init_timeout_s:.2f} seconds"
+            status, reason = "timeout", "timeout"
+        else:
+            error_type = sb.exit_error_type
+            message = f"Runtime exited with error: {sb.exit_reason()}"
+            status, reason = "error", "out_of_memory" if sb.out_of_memory else "crash"
+        detail = "" if status == "timeout" else f"\tError Type: {error_type}"
+        self.log.write(
+            f"INIT_REPORT Init Duration: {elapsed:.2f} ms\tPhase: init\tStatus: {status}"
+            f"{detail}\n".encode()
+        )
+        self.kill(reason)
+        raise SnapshotError(self.fn.name, error_type, message)
+
+    def _restore(self, inv: Invocation, started_wall: float, log_from: int) -> float:
+        """Let a parked runtime go and wait for its after-restore hooks; the Restore Duration.
+
+        A failed restore kills the environment, finishes `inv` and raises RestoreFailed.
+        """
+        sb = self._sandbox()
+        version = python_version(self.fn.python)
+        self.log.write(
+            f"RESTORE_START Runtime Version: python:{version} (preheat emulator)\n".encode()
+        )
+        sb.restore()
+        assert sb.restore_started_at is not None
+        limit = self.fn.restore_timeout_s
+        result = sb.wait_restored(sb.restore_started_at + limit)
+        if result == "ready":
+            assert sb.ready_at is not None
+            restore_ms = (sb.ready_at - sb.restore_started_at) * 1000.0
+            self.log.write(f"RESTORE_REPORT Restore Duration: {restore_ms:.2f} ms\n".encode())
+            self.restored = True
+            return restore_ms
+        elapsed = (time.perf_counter() - sb.restore_started_at) * 1000.0
+        sb.drain_log()
+        peak_mb = sb.peak_rss_mb()
+        api: tuple[int, str]
+        if result == "timeout":
+            error_type: str | None = None
+            api = (408, "SnapStartTimeoutException")
+            message = (
+                f"Lambda could not restore {self.fn.name} within {limit:g} s: its "
+                "after-restore hooks were still running"
+            )
+        else:
+            if result == "restore_error":
+                error_type = sb.restore_error_type or AFTER_RESTORE_ERROR
+                detail = _error_message(sb.restore_error)
+            else:
+                error_type = sb.exit_error_type
+                detail = f"Runtime exited with error: {sb.exit_reason()}"
+            api = (400, "SnapStartException")
+            message = f"The after-restore hooks of {self.fn.name} failed: {error_type}: {detail}"
+        status = "timeout" if error_type is None else f"error\tError Type: {error_type}"
+        self.log.write(
+            f"RESTORE_REPORT Restore Duration: {elapsed:.2f} ms\tStatus: {status}\n".encode()
+        )
+        # Cut: a timed-out hook must not run on, and a failed runtime exits anyway.
+        self.kill("restore_error")
+        inv.finish(
+            "restore_error",
+            function_error(api[1], message, inv.request_id),
+            error_type or "Sandbox.Timedout",
+        )
+        rec = InvocationRecord(
+            request_id=inv.request_id,
+            function=self.fn.name,
+            env_id=self.env_id,
+            invocation_type=inv.invocation_type,
+            cold=True,
+            outcome="restore_error",
+            init_duration_ms=None,
+            duration_ms=0.0,
+            billed_duration_ms=math.ceil(elapsed),
+            memory_size_mb=self.fn.memory_mb,
+            max_memory_used_mb=peak_mb,
+            error_type=error_type or "Sandbox.Timedout",
+            started_at=started_wall,
+            restore_duration_ms=elapsed,
+        )
+        with self._lock:
+            self.records.append(rec)
+        self.last_used = self._clock()
+        raise RestoreFailed(api[0], api[1], message, rec, self.log.since(log_from, TAIL_BYTES))
+
     # -- one invocation ----------------------------------------------------------------
 
     def invoke(self, inv: Invocation) -> tuple[InvocationRecord, bytes]:
         """Run `inv` here, first starting the process if cold; return its record and log tail.
 
-        Every wait is bounded: by the INIT limit, then by the function's timeout.
+        The first invoke of an environment that took a snapshot (`prepare_snapshot`) is a
+        SnapStart cold start: it is let go from /restore/next, its after-restore hooks run,
+        and the REPORT carries Restore Duration instead of Init Duration. A failed restore
+        raises RestoreFailed (the Invoke API's answer), after recording the invoke.
+
+        Every wait is bounded: by the INIT limit, the restore limit, then by the
+        function's timeout.
         """
         called_at = time.perf_counter()
         started_wall = time.time()
         log_from = self.log.end
+        if self.snapshot and not self.restored:
+            return self._invoke_restoring(inv, called_at, started_wall, log_from)
         cold = self.sandbox is None
         init_ms: float | None = None
         retried_at: float | None = None
@@ -244,9 +436,34 @@ class Environment:
             if retried_at is None and sb.ready_at is not None:
                 init_ms = (sb.ready_at - sb.started_at) * 1000.0
                 self.init_duration_ms = init_ms
-        sb = self._sandbox()
         # After an INIT retry the function's timeout runs from the retry's start.
         t0 = retried_at if retried_at is not None else time.perf_counter()
+        return self._run(inv, cold, init_ms, None, t0, started_wall, log_from)
+
+    def _invoke_restoring(
+        self, inv: Invocation, called_at: float, started_wall: float, log_from: int
+    ) -> tuple[InvocationRecord, bytes]:
+        if not self.parked:
+            # Killed, or its process died, while it waited to be restored.
+            sb = self._sandbox()
+            sb.dispatch(inv)  # finishes `inv` as the crash it is
+            return self._finish(inv, True, None, called_at, started_wall, log_from)
+        self.state = "busy"
+        restore_ms = self._restore(inv, started_wall, log_from)
+        return self._run(inv, True, None, restore_ms, time.perf_counter(), started_wall, log_from)
+
+    def _run(
+        self,
+        inv: Invocation,
+        cold: bool,
+        init_ms: float | None,
+        restore_ms: float | None,
+        t0: float,
+        started_wall: float,
+        log_from: int,
+    ) -> tuple[InvocationRecord, bytes]:
+        """Hand `inv` to the ready runtime and wait for its answer within the timeout."""
+        sb = self._sandbox()
         deadline = t0 + self.fn.timeout_s
         inv.deadline_ms = int((time.time() + deadline - time.perf_counter()) * 1000)
         self.log.write(f"START RequestId: {inv.request_id} Version: $LATEST\n".encode())
@@ -254,7 +471,7 @@ class Environment:
         sb.dispatch(inv)
         if not inv.done.wait(max(deadline - time.perf_counter(), 0.0)):
             self._time_out(inv)
-        return self._finish(inv, cold, init_ms, t0, started_wall, log_from)
+        return self._finish(inv, cold, init_ms, t0, started_wall, log_from, restore_ms)
 
     def _sandbox(self) -> Sandbox:
         assert self.sandbox is not None
@@ -294,7 +511,7 @@ class Environment:
             return True, retried_at
         if result == "exited":
             sb.drain_log()
-            status = sb.exit_status or "unknown"
+            status = sb.exit_reason()
             error_type = sb.exit_error_type
             if sb.out_of_memory:
                 elapsed = (time.perf_counter() - sb.started_at) * 1000.0
@@ -331,6 +548,7 @@ class Environment:
         t0: float,
         started_wall: float,
         log_from: int,
+        restore_ms: float | None = None,
     ) -> tuple[InvocationRecord, bytes]:
         sb = self._sandbox()
         sb.drain_log()
@@ -350,15 +568,28 @@ class Environment:
             outcome=outcome,
             init_duration_ms=init_ms,
             duration_ms=duration,
-            billed_duration_ms=billed_ms(duration, init_ms),
+            billed_duration_ms=billed_ms(duration, init_ms, restore_ms),
             memory_size_mb=self.fn.memory_mb,
             # Lambda reports the whole memory size as used when it ran out of it.
             max_memory_used_mb=self.fn.memory_mb if oom else sb.peak_rss_mb(),
             error_type=inv.error_type if outcome != "success" else None,
             started_at=started_wall,
+            restore_duration_ms=restore_ms,
         )
         self.log.write(f"END RequestId: {inv.request_id}\n{rec.report_line()}\n".encode())
         with self._lock:
             self.records.append(rec)
         self.last_used = self._clock()
         return rec, self.log.since(log_from, TAIL_BYTES)
+
+
+def _error_message(body: bytes | None) -> str:
+    """The errorMessage of a runtime's error document, or its raw text."""
+    if not body:
+        return ""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()
+    message = doc.get("errorMessage") if isinstance(doc, dict) else None
+    return str(message) if message is not None else body.decode("utf-8", "replace").strip()

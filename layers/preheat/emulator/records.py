@@ -8,8 +8,13 @@ from typing import Literal
 
 from preheat.emulator.resources import ResourceModel
 
-Outcome = Literal["success", "error", "timeout", "crash", "init_error", "throttled"]
-EnvState = Literal["initializing", "idle", "busy", "dead"]
+# restore_error: a SnapStart restore failed (an after-restore hook raised, ran past its
+# limit or the runtime exited), so the handler never ran.
+Outcome = Literal[
+    "success", "error", "timeout", "crash", "init_error", "restore_error", "throttled"
+]
+# parked: initialised for SnapStart and stopped on /restore/next, standing for a snapshot.
+EnvState = Literal["initializing", "parked", "idle", "busy", "dead"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,16 @@ class InvocationRecord:
     max_memory_used_mb: int
     error_type: str | None
     started_at: float  # wall clock, seconds since the epoch
+    # SnapStart's cold start: /restore/next answered to the runtime's first /next, i.e.
+    # the after-restore hooks (no memory is restored here). None unless restored.
+    restore_duration_ms: float | None = None
+
+    @property
+    def billed_restore_duration_ms(self) -> int | None:
+        """Lambda bills the restore minus the snapshot's own load, which is not modelled."""
+        if self.restore_duration_ms is None:
+            return None
+        return math.ceil(self.restore_duration_ms)
 
     def report_line(self) -> str:
         parts = [
@@ -43,19 +58,32 @@ class InvocationRecord:
         ]
         if self.init_duration_ms is not None:
             parts.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
-        if self.outcome in ("timeout", "crash", "init_error"):
-            parts.append(f"Status: {_STATUS[self.outcome]}")
-            if self.error_type:
+        if self.restore_duration_ms is not None:
+            # Lambda's order: the restore after the memory, in place of Init Duration.
+            parts.append(f"Restore Duration: {self.restore_duration_ms:.2f} ms")
+            parts.append(f"Billed Restore Duration: {self.billed_restore_duration_ms} ms")
+        if self.outcome in ("timeout", "crash", "init_error", "restore_error"):
+            # A restore cut at its limit reports as Lambda's RESTORE_REPORT does.
+            timed_out = self.outcome == "restore_error" and self.error_type == "Sandbox.Timedout"
+            parts.append(f"Status: {'timeout' if timed_out else _STATUS[self.outcome]}")
+            if self.error_type and not timed_out:
                 parts.append(f"Error Type: {self.error_type}")
         return "\t".join(parts) + "\t"
 
 
-_STATUS = {"timeout": "timeout", "crash": "error", "init_error": "error"}
+_STATUS = {"timeout": "timeout", "crash": "error", "init_error": "error", "restore_error": "error"}
 
 
-def billed_ms(duration_ms: float, init_duration_ms: float | None) -> int:
-    """Lambda rounds up to the millisecond and, for managed runtimes, bills INIT too."""
-    return math.ceil(duration_ms) + (math.ceil(init_duration_ms) if init_duration_ms else 0)
+def billed_ms(
+    duration_ms: float, init_duration_ms: float | None, restore_duration_ms: float | None = None
+) -> int:
+    """Lambda rounds up to the millisecond and, for managed runtimes, bills INIT too; with
+    SnapStart it bills the Billed Restore Duration inside Billed Duration instead."""
+    return (
+        math.ceil(duration_ms)
+        + (math.ceil(init_duration_ms) if init_duration_ms else 0)
+        + (math.ceil(restore_duration_ms) if restore_duration_ms else 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -68,8 +96,8 @@ class EnvironmentRecord:
     state: EnvState
     init_duration_ms: float | None
     invocations: tuple[InvocationRecord, ...]
-    # Why it ended: reaped, timeout, crash, out_of_memory, init_error, killed, shutdown;
-    # None while alive.
+    # Why it ended: reaped, timeout, crash, out_of_memory, init_error, restore_error,
+    # killed, shutdown; None while alive.
     end_reason: str | None
     # AWS_LAMBDA_LOG_STREAM_NAME inside the environment: how a handler names itself.
     log_stream: str

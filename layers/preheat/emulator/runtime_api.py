@@ -32,6 +32,9 @@ class RuntimeHandler(Handler):
         return cast(RuntimeServer, self.server).sandbox
 
     def do_GET(self) -> None:
+        if self.path == f"{PREFIX}/restore/next":
+            self._restore_next()
+            return
         if self.path != f"{PREFIX}/invocation/next":
             self._error(404, "UnknownPath", f"no such Runtime API path: {self.path}")
             return
@@ -52,11 +55,25 @@ class RuntimeHandler(Handler):
             headers["Lambda-Runtime-Client-Context"] = inv.client_context
         self.respond(200, inv.payload, headers)
 
+    def _restore_next(self) -> None:
+        # SnapStart: the runtime's INIT is done and it waits here to be restored; the
+        # answer (200, no body) is the restore, and its after-restore hooks run next.
+        if not self.sandbox.restore_next():
+            self.close_connection = True
+            self._error(500, "Runtime.Shutdown", "the execution environment is shutting down")
+            return
+        self.respond(200)
+
     def do_POST(self) -> None:
         body = self.read_body(RESPONSE_LIMIT_BYTES)
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
         if self.path == f"{PREFIX}/init/error":
             self.sandbox.post_init_error(body or b"", error_type)
+            self.respond(202, _ACCEPTED, _JSON)
+            return
+        if self.path == f"{PREFIX}/restore/error":
+            # An after-restore hook failed; the runtime exits right after this answer.
+            self.sandbox.post_restore_error(body or b"", error_type)
             self.respond(202, _ACCEPTED, _JSON)
             return
         match = _INVOCATION.match(self.path)

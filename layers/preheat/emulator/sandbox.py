@@ -21,11 +21,17 @@ from preheat.emulator.resources import pinned
 from preheat.emulator.runtime_api import RuntimeServer
 
 InitOutcome = Literal["ready", "init_error", "exited", "timeout"]
+# SnapStart: INIT ends when the runtime parks on /restore/next; a restore ends at its first
+# /next, or with /restore/error.
+ParkOutcome = Literal["parked", "init_error", "exited", "timeout"]
+RestoreOutcome = Literal["ready", "restore_error", "exited", "timeout"]
 
 # The error types Lambda gives a runtime that exits on its own, and one the kernel killed
 # for exceeding the function's memory.
 EXIT_ERROR = "Runtime.ExitError"
 OUT_OF_MEMORY = "Runtime.OutOfMemory"
+# What awslambdaric names a failed after-restore hook (it also sends it as the header).
+AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
 
 # Waits poll at this period too, so that no wait depends on a notification alone.
 _TICK_S = 0.5
@@ -64,6 +70,12 @@ class Sandbox:
         self.init_error_type: str | None = None
         self.exit_status: str | None = None
         self.exit_error_type = EXIT_ERROR
+        # SnapStart: when the runtime parked on /restore/next, when it was let go, and
+        # what it reported if an after-restore hook failed.
+        self.parked_at: float | None = None
+        self.restore_started_at: float | None = None
+        self.restore_error: bytes | None = None
+        self.restore_error_type: str | None = None
         self.closed = False
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
@@ -220,6 +232,18 @@ class Sandbox:
             with contextlib.suppress(CgroupError):
                 self.cgroup.remove()
 
+    def exit_reason(self, wait_s: float = 1.0) -> str:
+        """How the process ended ("signal: killed"), waiting briefly for its reaper: a
+        kill marks the sandbox closed before the process is gone."""
+        deadline = time.perf_counter() + wait_s
+        with self.cond:
+            while self.exit_status is None and self.proc is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, _TICK_S))
+            return self.exit_status or "unknown"
+
     def drain_log(self) -> None:
         if self.pipe is not None:
             self.pipe.drain()
@@ -247,6 +271,48 @@ class Sandbox:
             if left <= 0:
                 return "timeout"
             self.cond.wait(min(left, _TICK_S))
+
+    def wait_parked(self, deadline: float) -> ParkOutcome:
+        """SnapStart's INIT: wait for the runtime to park on /restore/next."""
+        with self.cond:
+            while True:
+                if self.init_error is not None:
+                    return "init_error"
+                if self.parked_at is not None:
+                    return "parked"
+                if self.closed:
+                    return "exited"
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return "timeout"
+                self.cond.wait(min(left, _TICK_S))
+
+    def restore(self) -> None:
+        """Answer the parked /restore/next: the runtime goes on to its after-restore hooks."""
+        with self.cond:
+            self.restore_started_at = time.perf_counter()
+            self._thaw()
+            self.cond.notify_all()
+
+    def wait_restored(self, deadline: float) -> RestoreOutcome:
+        """Wait for the restored runtime's first /next (hooks done) or its restore error."""
+        with self.cond:
+            # The invoke waits behind the restore, as behind an INIT: no freeze between.
+            self._awaiting_init += 1
+            try:
+                while True:
+                    if self.restore_error is not None:
+                        return "restore_error"
+                    if self.ready_at is not None:
+                        return "ready"
+                    if self.closed:
+                        return "exited"
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        return "timeout"
+                    self.cond.wait(min(left, _TICK_S))
+            finally:
+                self._awaiting_init -= 1
 
     def dispatch(self, inv: Invocation) -> None:
         with self.cond:
@@ -288,6 +354,30 @@ class Sandbox:
             inv, self.pending = self.pending, None
             self.current = inv
             return inv
+
+    def restore_next(self) -> bool:
+        """/restore/next: hold the runtime until `restore()`; False if torn down first.
+
+        Its INIT (before-snapshot hooks included) is over. The process is stopped while it
+        waits, as a snapshot does not run: no thread in it makes progress until restored.
+        """
+        with self.cond:
+            if self.parked_at is None:
+                self.parked_at = time.perf_counter()
+                self._end_init_cpu()
+                self._freeze()
+                self.cond.notify_all()
+            while self.restore_started_at is None:
+                if self.closed:
+                    return False
+                self.cond.wait(_TICK_S)
+            return True
+
+    def post_restore_error(self, body: bytes, error_type: str | None) -> None:
+        with self.cond:
+            self.restore_error = body or b"{}"
+            self.restore_error_type = error_type or AFTER_RESTORE_ERROR
+            self.cond.notify_all()
 
     def _end_init_cpu(self) -> None:
         # INIT is over at the runtime's first /next: from here on, the invoke's share.
