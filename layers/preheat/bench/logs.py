@@ -66,6 +66,13 @@ def parse(tail: str) -> Report:
     return report
 
 
+def init_timed_out(log: str) -> bool:
+    """True when an INIT in this log ran into the limit (Lambda then runs it again)."""
+    return any(
+        line.startswith("INIT_REPORT ") and "Status: timeout" in line for line in log.splitlines()
+    )
+
+
 def phases_ms(init: dict[str, Any]) -> dict[str, float]:
     """The init report's phases in milliseconds, under the benchmark's phase names."""
     out: dict[str, float] = {}

@@ -47,8 +47,13 @@ class ColdStart:
     strategy: str
     index: int
     environment: str | None = None
-    # Lambda's REPORT "Init Duration": process start to the runtime's first /next.
+    # Lambda's REPORT "Init Duration": process start to the runtime's first /next. None
+    # when INIT ran into the limit and was retried inside the invoke (init_retried).
     init_ms: float | None = None
+    init_retried: bool = False
+    # The inference function's INIT returned at its budget with the model still loading,
+    # which the first invoke then waited for (None: the function does not say).
+    init_handed_back: bool | None = None
     # The handler's own breakdown of INIT (download/fetch, import, load, warm-up, ...).
     phases_ms: dict[str, float] = field(default_factory=dict)
     # What a user waits: invoke sent on a new environment to response received, INIT included.

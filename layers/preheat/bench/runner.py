@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from preheat import aws
-from preheat.bench import logs, network, parity, reference
+from preheat.bench import initlimit, logs, network, parity, reference
 from preheat.bench import strategies as registry
 from preheat.bench.protocols import JSON, ProtocolBench
 from preheat.bench.records import (
@@ -57,10 +57,8 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 NETWORKS = ("loopback", "lambda")
 BUCKET = "preheat-bench"
-# Lambda stops an INIT at 10 s and retries it inside the invoke; the benchmark lets INIT run
-# to its end instead, so that a slow strategy is measured rather than restarted (the table
-# flags an INIT over Lambda's limit).
-INIT_TIMEOUT_S = 120.0
+# The longest INIT any rule allows (see initlimit.py): what a client waits for at most.
+INIT_TIMEOUT_S = initlimit.LIFTED_INIT_TIMEOUT_S
 FUNCTION_TIMEOUT_S = 300.0
 MAX_COLD_STARTS = 50
 MAX_WARM_REQUESTS = 1000
@@ -87,8 +85,11 @@ class Options:
     seed: int = 0
     functions_dir: Path | None = None
     keep_work: bool = False
+    # "lifted" (INIT measured whole) or "lambda" (Lambda's 10 s, retried in the invoke).
+    init_limit: str = initlimit.DEFAULT
 
     def __post_init__(self) -> None:
+        initlimit.rule(self.init_limit)  # a ConfigurationError naming --init-limit
         if (self.model is None) == (self.sample is None):
             raise ConfigurationError("--model/--sample", None, "give exactly one of them")
         if self.model is not None and not (Path(self.model) / "saved_model.pb").is_file():
@@ -238,15 +239,23 @@ def _invoke(client: LambdaClient, name: str, payload: bytes) -> _Call:
     return _Call(ms, body if isinstance(body, dict) else {}, error, request_id)
 
 
-def _environment_facts(
-    emu: Emulator, name: str
-) -> tuple[str | None, dict[str, Any], tuple[InvocationRecord, ...]]:
-    """The function's (single) environment id, its init report and its invocation records."""
+@dataclass(frozen=True)
+class _Facts:
+    environment: str | None
+    init: dict[str, Any]
+    invocations: tuple[InvocationRecord, ...]
+    # INIT ran into the limit and was run again inside the invoke.
+    init_retried: bool = False
+
+
+def _environment_facts(emu: Emulator, name: str) -> _Facts:
+    """The function's (single) environment: its id, init report and invocation records."""
     stats = emu.stats(name)
     env = stats.environments[0] if stats.environments else None
     if env is None:
-        return None, {}, stats.invocations
-    return env.env_id, logs.parse(emu.log(env.env_id)).init, stats.invocations
+        return _Facts(None, {}, stats.invocations)
+    log = emu.log(env.env_id)
+    return _Facts(env.env_id, logs.parse(log).init, stats.invocations, logs.init_timed_out(log))
 
 
 def _kill(emu: Emulator, name: str) -> None:
@@ -292,7 +301,11 @@ class _Measure:
                     calls.append((j, call))
             else:
                 cs.error = first.error
-            cs.environment, init, records = _environment_facts(self.emu, fname)
+            facts = _environment_facts(self.emu, fname)
+            cs.environment, init, records = facts.environment, facts.init, facts.invocations
+            cs.init_retried = facts.init_retried
+            handed_back = init.get("handed_back")
+            cs.init_handed_back = handed_back if isinstance(handed_back, bool) else None
             cold = next((r for r in records if r.cold), None)
             if cold is not None:
                 cs.init_ms = cold.init_duration_ms
@@ -378,7 +391,11 @@ class _Measure:
 
 
 def _configs(
-    plans: Mapping[str, Deployment], cold_starts: int, burst: int, memory_mb: int
+    plans: Mapping[str, Deployment],
+    cold_starts: int,
+    burst: int,
+    memory_mb: int,
+    rule: initlimit.InitRule,
 ) -> tuple[list[Any], dict[str, list[str]]]:
     from preheat.emulator import FunctionConfig
 
@@ -397,11 +414,11 @@ def _configs(
                     name=fname,
                     code_dir=dep.code_dir,
                     handler=dep.handler,
-                    env=dict(dep.env),
+                    env={**rule.env, **dep.env},
                     layers=dep.layers,
                     memory_mb=memory_mb,
                     timeout_s=FUNCTION_TIMEOUT_S,
-                    init_timeout_s=INIT_TIMEOUT_S,
+                    init_timeout_s=rule.init_timeout_s,
                     # Measured environments are killed explicitly; this only bounds leftovers.
                     idle_timeout_s=600.0,
                     python=dep.python or sys.executable,
@@ -441,6 +458,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
     from preheat.push import prepare as describe
 
     chosen = registry.parse(opts.strategies)
+    rule = initlimit.rule(opts.init_limit)
     if opts.functions_dir is None:
         functions_dir = registry.default_functions_dir().resolve()
     else:
@@ -497,7 +515,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             say("note: the source model gives every input the same constant outputs; "
                 "parity cannot tell strategies apart on it")  # fmt: skip
 
-        configs, fnames = _configs(plans, opts.cold_starts, opts.burst, opts.memory_mb)
+        configs, fnames = _configs(plans, opts.cold_starts, opts.burst, opts.memory_mb, rule)
+        say(rule.text())
         bursts: list[Burst] = []
         resources: dict[str, Any] = {}
         if plans:
@@ -563,6 +582,8 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             "samples": opts.samples,
             "seed": opts.seed,
             "memory_mb": opts.memory_mb,
+            # Which INIT rule the cold starts ran under (Lambda's 10 s, or lifted).
+            "init_limit": rule.describe(),
             # What each environment ran under (CPU quota, memory limit, cores) and where S3 ran.
             "resources": resources,
             "cpus": os.cpu_count(),
