@@ -8,8 +8,8 @@ import pytest
 
 from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
 from preheat.emulator.errors import ApiError
-from preheat.emulator.invoke_api import split_function_name
 from preheat.emulator.opt import build_opt
+from preheat.emulator.versions import split_function_name
 from preheat.exceptions import ConfigurationError
 
 

@@ -29,7 +29,10 @@ def emulator(
         handler="warm_app.handler",
         reserved_concurrency=2,
     )
-    return start_emulator(warm, tight)
+    emu = start_emulator(warm, tight)
+    # `prewarm --qualifier live` needs the alias, as on Lambda: version 1 behind it.
+    emu.versions("warm").create_alias("live", emu.publish_version("warm").number)
+    return emu
 
 
 def prewarm(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ import atexit
 import base64
 import contextlib
 import logging
+import random
 import shutil
 import tempfile
 import threading
@@ -27,7 +28,12 @@ from preheat.emulator.config import (
     check_snapstart,
     function_arn,
 )
-from preheat.emulator.environment import SNAPSTART_NOTICE, Environment, python_version
+from preheat.emulator.environment import (
+    SNAPSTART_NOTICE,
+    Environment,
+    RestoreFailed,
+    python_version,
+)
 from preheat.emulator.errors import (
     ApiError,
     bad_json,
@@ -35,6 +41,7 @@ from preheat.emulator.errors import (
     not_found,
     throttled,
     too_large,
+    version_failed,
 )
 from preheat.emulator.invocation import Invocation
 from preheat.emulator.invoke_api import EVENT_PAYLOAD_LIMIT_BYTES, InvokeServer
@@ -42,6 +49,8 @@ from preheat.emulator.logbuffer import LogSink
 from preheat.emulator.opt import build_opt
 from preheat.emulator.records import EnvironmentRecord, FunctionStats, InvocationRecord
 from preheat.emulator.resources import ResourceModel, available_cpus, format_cpus, resource_model
+from preheat.emulator.snapshots import SnapshotFailed, prepare
+from preheat.emulator.versions import LATEST, FunctionVersions, Random, Version
 from preheat.exceptions import ConfigurationError
 
 logger = logging.getLogger("preheat.emulator")
@@ -62,12 +71,13 @@ class InvokeResult:
     function_error: bool = False
     log_tail: bytes | None = None
     record: InvocationRecord | None = None
+    executed_version: str = LATEST
 
     def headers(self) -> dict[str, str]:
         h = {"x-amzn-RequestId": self.request_id}
         if self.status == 200:
             h["Content-Type"] = "application/json"
-            h["X-Amz-Executed-Version"] = "$LATEST"
+            h["X-Amz-Executed-Version"] = self.executed_version
         if self.function_error:
             h["X-Amz-Function-Error"] = "Unhandled"
         if self.log_tail is not None:
@@ -81,9 +91,21 @@ class _Pool:
     opt_dir: Path
     resources: ResourceModel
     environments: list[Environment] = field(default_factory=list)
-    idle: list[Environment] = field(default_factory=list)  # most recently used last
+    # Per version ("$LATEST", "1", ...): a version's invokes run only in its environments.
+    idle: dict[str, list[Environment]] = field(default_factory=dict)  # most recently used last
+    # SnapStart: the versions whose cold starts restore, and their parked environments.
+    snapstart: set[str] = field(default_factory=set)
+    parked: dict[str, list[Environment]] = field(default_factory=dict)
+    refilling: set[str] = field(default_factory=set)
+    # Concurrency is the function's, across its versions, as Lambda counts it.
     in_flight: int = 0
     throttles: int = 0
+
+    def idle_of(self, version: str) -> list[Environment]:
+        return self.idle.setdefault(version, [])
+
+    def parked_of(self, version: str) -> list[Environment]:
+        return self.parked.setdefault(version, [])
 
 
 class Emulator:
@@ -99,6 +121,10 @@ class Emulator:
     `FunctionConfig.cpus` wins), e.g. off the cores of a local S3 server. `confine=False`
     runs them unconfined, as without root. What could not be modelled is said once, in
     `notices` and on the "preheat.emulator" logger.
+
+    Versions and aliases (see versions.py) are served over Lambda's control plane;
+    `random_source` draws an alias's weighted routing, `snapshot_spares` is how many
+    parked environments a SnapStart version keeps ready.
     """
 
     def __init__(
@@ -116,6 +142,8 @@ class Emulator:
         cpus: Sequence[int] | None = None,
         confine: bool = True,
         cgroup_root: Path = CGROUP_ROOT,
+        random_source: Random = random.random,
+        snapshot_spares: int = 1,
     ) -> None:
         names = [f.name for f in functions]
         if len(set(names)) != len(names):
@@ -124,8 +152,13 @@ class Emulator:
             raise ConfigurationError("max_concurrency", max_concurrency, "use 1 or more")
         if not 0 <= port <= 65535:
             raise ConfigurationError("port", port, "use 0 (any free port) to 65535")
+        if snapshot_spares < 1:
+            raise ConfigurationError("snapshot_spares", snapshot_spares, "use 1 or more")
         self.cpus = check_cpus("cpus", cpus) if cpus is not None else None
         self.functions = {f.name: f for f in functions}
+        self.catalog = {f.name: FunctionVersions(f, time.time) for f in functions}
+        self._random = random_source
+        self.snapshot_spares = snapshot_spares
         self.confine = confine
         self._cgroup_root = cgroup_root
         self._cgroups: Cgroups | None = None
@@ -314,10 +347,16 @@ class Emulator:
         qualifier: str | None = None,
         client_context: str | None = None,
     ) -> InvokeResult:
-        """What the Invoke API does for one request; raises ApiError for AWS's error responses."""
-        fn = self.functions.get(name)
-        if fn is None:
+        """What the Invoke API does for one request; raises ApiError for AWS's error responses.
+
+        `qualifier` (a version or an alias) picks the version, as `name:qualifier` does.
+        """
+        versions = self.catalog.get(name)
+        if versions is None:
             raise not_found(function_arn(name, qualifier))
+        version = versions.resolve(qualifier, self._random)
+        if version.state != "Active":
+            raise version_failed(version.state)
         if invocation_type not in INVOCATION_TYPES:
             raise invalid_parameter(
                 f"Invalid invocation type {invocation_type!r}: use one of {', '.join(INVOCATION_TYPES)}"
@@ -343,16 +382,21 @@ class Emulator:
             client_context=client_context,
         )
         if invocation_type == "DryRun":
-            return InvokeResult(204, inv.request_id)
+            return InvokeResult(204, inv.request_id, executed_version=version.number)
         if invocation_type == "Event":
             with self._lock:
                 if self._closing:
                     raise ApiError(503, "ServiceException", "the emulator is shutting down")
-            self._spawn_helper(self._run_event, f"event-{inv.request_id[:8]}", fn, inv)
-            return InvokeResult(202, inv.request_id)
-        env = self._acquire(fn)
+            self._spawn_helper(self._run_event, f"event-{inv.request_id[:8]}", version, inv)
+            return InvokeResult(202, inv.request_id, executed_version=version.number)
+        env = self._acquire(version)
         try:
             record, tail = env.invoke(inv)
+        except RestoreFailed as exc:
+            # A failed SnapStart restore answers with an Invoke API error, but it was an
+            # invocation all the same: its observers see it.
+            self._notify(exc.record)
+            raise
         finally:
             self._release(env)
         self._notify(record)
@@ -363,21 +407,25 @@ class Emulator:
             function_error=inv.function_error,
             log_tail=tail if (log_type or "").lower() == "tail" else None,
             record=record,
+            executed_version=version.number,
         )
 
-    def _run_event(self, fn: FunctionConfig, inv: Invocation) -> None:
+    def _run_event(self, version: Version, inv: Invocation) -> None:
         deadline = time.monotonic() + EVENT_MAX_WAIT_S
         delay = 0.05
         while True:
             try:
-                env = self._acquire(fn)
+                env = self._acquire(version)
                 break
-            except ApiError:
-                if self._stop.wait(delay) or time.monotonic() > deadline:
+            except ApiError as exc:
+                if exc.status != 429 or self._stop.wait(delay) or time.monotonic() > deadline:
                     return
                 delay = min(delay * 2, 1.0)
         try:
             record, _ = env.invoke(inv)
+        except RestoreFailed as exc:
+            # Lambda would retry the event later; the emulator drops it, as for other errors.
+            record = exc.record
         finally:
             self._release(env)
         self._notify(record)
@@ -388,46 +436,81 @@ class Emulator:
             with contextlib.suppress(Exception):
                 self._on_invocation(record)
 
-    def _acquire(self, fn: FunctionConfig) -> Environment:
+    def _acquire(self, version: Version) -> Environment:
+        """An environment of `version` for one invoke: idle, else parked, else a new one.
+
+        A new environment of a SnapStart version takes its snapshot here, before the
+        invoke restores it, so that every cold start of that version is a restore.
+        """
         retired: list[Environment] = []
+        fresh: Environment | None = None
+        refill = False
         try:
             with self._lock:
                 if self._closing:
                     raise ApiError(503, "ServiceException", "the emulator is shutting down")
-                pool = self._pools[fn.name]
-                while pool.idle:
-                    env = pool.idle.pop()
+                pool = self._pools[version.name]
+                idle = pool.idle_of(version.number)
+                while idle:
+                    env = idle.pop()
                     if env.alive:
-                        env.state = "busy"
-                        pool.in_flight += 1
-                        self._in_flight += 1
+                        self._take(pool, env)
                         return env
                     retired.append(env)
-                reserved = fn.reserved_concurrency
+                reserved = pool.fn.reserved_concurrency
                 limit = self.max_concurrency if reserved is None else reserved
                 if pool.in_flight >= limit or self._in_flight >= self.max_concurrency:
                     pool.throttles += 1
                     raise throttled(reserved is not None and pool.in_flight >= reserved)
-                env_id = uuid.uuid4().hex
-                assert self.workdir is not None
-                env = Environment(
-                    fn,
-                    env_id,
-                    self.workdir / "envs" / env_id,
-                    pool.opt_dir,
-                    self.host,
-                    self._log_sink,
-                    self._clock,
-                    resources=pool.resources,
-                    cgroups=self._cgroups,
-                )
-                pool.environments.append(env)
+                parked = pool.parked_of(version.number)
+                refill = version.number in pool.snapstart
+                while parked:
+                    env = parked.pop()
+                    if env.alive:
+                        self._take(pool, env)
+                        return env
+                    retired.append(env)
+                fresh = self._new_environment(pool, version)
+                # Counted as in flight at once; its state says "initializing" until INIT ends.
                 pool.in_flight += 1
                 self._in_flight += 1
-                return env
         finally:
             for env in retired:
                 self._retire(env, "crash")
+            if refill:
+                self._refill_later(version)
+        assert fresh is not None
+        if refill:
+            try:
+                prepare(fresh)
+            except SnapshotFailed as exc:
+                self._release(fresh)
+                raise ApiError(400, "SnapStartException", exc.message, "Message") from None
+        return fresh
+
+    def _take(self, pool: _Pool, env: Environment) -> None:
+        env.state = "busy"
+        pool.in_flight += 1
+        self._in_flight += 1
+
+    def _new_environment(self, pool: _Pool, version: Version) -> Environment:
+        """A new environment of `version` (not started: its first invoke or snapshot does)."""
+        env_id = uuid.uuid4().hex
+        assert self.workdir is not None
+        env = Environment(
+            version.fn,
+            env_id,
+            self.workdir / "envs" / env_id,
+            pool.opt_dir,
+            self.host,
+            self._log_sink,
+            self._clock,
+            resources=pool.resources,
+            cgroups=self._cgroups,
+            version=version.number,
+        )
+        pool.environments.append(env)
+        return env
 
     def _release(self, env: Environment) -> None:
         with self._lock:
@@ -437,7 +520,7 @@ class Emulator:
             keep = env.alive and not self._closing
             if keep:
                 env.state = "idle"
-                pool.idle.append(env)
+                pool.idle_of(env.version).append(env)
         if not keep:
             self._retire(env, "crash")
 
@@ -445,6 +528,120 @@ class Emulator:
         env.kill(reason)
         # Closing waits for the process and the Runtime API server: off the caller's path.
         self._spawn_helper(env.close, f"retire-{env.env_id[:8]}", reason)
+
+    # -- versions, aliases and SnapStart -----------------------------------------------
+
+    def versions(self, name: str) -> FunctionVersions:
+        """`name`'s $LATEST, published versions and aliases; 404 as Lambda for no such function."""
+        found = self.catalog.get(name)
+        if found is None:
+            raise not_found(function_arn(name))
+        return found
+
+    def publish_version(
+        self,
+        name: str,
+        *,
+        code_sha256: str | None = None,
+        description: str | None = None,
+        revision_id: str | None = None,
+    ) -> Version:
+        """PublishVersion: freeze $LATEST's code and configuration as the next version.
+
+        A SnapStart function's version is answered once its snapshot is ready (State Active)
+        or has failed (State Failed, and invoking it fails as on Lambda).
+        """
+        versions = self.versions(name)
+        if self.workdir is None:
+            raise RuntimeError("the emulator is not started; use it as a context manager")
+        snapstart = versions.latest.fn.snapstart
+        version, new = versions.publish(
+            self.workdir / "functions" / name / "versions",
+            code_sha256=code_sha256,
+            description=description,
+            revision_id=revision_id,
+            state="Pending" if snapstart else "Active",
+        )
+        if new and snapstart:
+            try:
+                self.prepare_snapshots(name, version.number)
+            except SnapshotFailed as exc:
+                code = (
+                    "FunctionError.InitTimeout" if "Timeout" in exc.error_type else "FunctionError"
+                )
+                version.fail(f"{exc.error_type}: {exc.message}", code)
+            else:
+                version.state = "Active"
+        return version
+
+    def prepare_snapshots(self, name: str, version: str = LATEST) -> None:
+        """SnapStart one version of a function, from now on.
+
+        Parks one environment after its snapshot (INIT with the before-snapshot hooks; this
+        call waits for it), then keeps `snapshot_spares` parked in the background: every
+        cold start of that version takes a parked environment and restores it. Lambda
+        snapstarts published versions only; `$LATEST` is for the emulator's SnapStart mode.
+        Raises SnapshotFailed (its `error_type` as Lambda names it) when INIT or a hook fails.
+        """
+        target = self.versions(name).version(version)
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None or self._closing:
+                raise RuntimeError("the emulator is not running; use it as a context manager")
+            pool.snapstart.add(target.number)
+            env = self._new_environment(pool, target)
+        try:
+            prepare(env)
+        except SnapshotFailed:
+            with self._lock:
+                pool.snapstart.discard(target.number)
+            self._retire(env, "init_error")
+            raise
+        self._park(pool, env)
+        self._refill_later(target)
+
+    def _park(self, pool: _Pool, env: Environment) -> None:
+        with self._lock:
+            keep = env.alive and not self._closing
+            if keep:
+                pool.parked_of(env.version).append(env)
+        if not keep:
+            self._retire(env, "shutdown")
+
+    def _refill_later(self, version: Version) -> None:
+        """Bring a SnapStart version back to its spare parked environments, off the caller's path."""
+        with self._lock:
+            pool = self._pools[version.name]
+            if self._closing or version.number in pool.refilling:
+                return
+            pool.refilling.add(version.number)
+        self._spawn_helper(self._refill, f"snapshot-{version.name}-{version.number}", version)
+
+    def _refill(self, version: Version) -> None:
+        pool = self._pools[version.name]
+        try:
+            while True:
+                with self._lock:
+                    if (
+                        self._closing
+                        or version.number not in pool.snapstart
+                        or len(pool.parked_of(version.number)) >= self.snapshot_spares
+                    ):
+                        return
+                    env = self._new_environment(pool, version)
+                try:
+                    prepare(env)
+                except SnapshotFailed as exc:
+                    # The next cold start takes its snapshot itself and reports the error.
+                    logger.warning(
+                        "function %s:%s: no spare snapshot: %s", version.name, version.number, exc
+                    )
+                    self._retire(env, "init_error")
+                    return
+                self._park(pool, env)
+        finally:
+            with self._lock:
+                pool.refilling.discard(version.number)
 
     # -- the reaper and test hooks -----------------------------------------------------
 
@@ -459,11 +656,12 @@ class Emulator:
             victims = [
                 e
                 for p in self._pools.values()
-                for e in p.idle
+                for idle in p.idle.values()
+                for e in idle
                 if now - e.last_used >= e.fn.idle_timeout_s or not e.alive
             ]
             for e in victims:
-                self._pools[e.fn.name].idle.remove(e)
+                self._pools[e.fn.name].idle_of(e.version).remove(e)
         reaped = []
         for env in victims:
             if env.alive:
@@ -479,9 +677,14 @@ class Emulator:
             for pool in self._pools.values():
                 for env in pool.environments:
                     if env.env_id == env_id and env.end_reason is None:
-                        idle = env in pool.idle
-                        if idle:
-                            pool.idle.remove(env)
+                        waiting = [
+                            lst
+                            for lst in (pool.idle_of(env.version), pool.parked_of(env.version))
+                            if env in lst
+                        ]
+                        for lst in waiting:
+                            lst.remove(env)
+                        idle = bool(waiting)
                         break
                 else:
                     continue

@@ -111,8 +111,11 @@ class Environment:
         clock: Callable[[], float] = time.monotonic,
         resources: ResourceModel | None = None,
         cgroups: Cgroups | None = None,
+        version: str = "$LATEST",
     ) -> None:
         self.fn = fn
+        # The function version this environment runs: "$LATEST" or a published number.
+        self.version = version
         self.resources = resources
         # None: runs unconfined (no root, no controllers, or confinement turned off).
         self.cgroups = cgroups
@@ -124,7 +127,7 @@ class Environment:
         self.opt_dir = opt_dir
         self.host = host
         self.log = LogBuffer(env_id, log_sink)
-        self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{env_id}"
+        self.log_stream = f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{env_id}"
         self._clock = clock
         self.last_used = clock()
         self.state: EnvState = "initializing"
@@ -204,7 +207,7 @@ class Environment:
             ENV_OPT_DIR: str(opt),
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_VERSION": self.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
@@ -466,7 +469,7 @@ class Environment:
         sb = self._sandbox()
         deadline = t0 + self.fn.timeout_s
         inv.deadline_ms = int((time.time() + deadline - time.perf_counter()) * 1000)
-        self.log.write(f"START RequestId: {inv.request_id} Version: $LATEST\n".encode())
+        self.log.write(f"START RequestId: {inv.request_id} Version: {self.version}\n".encode())
         sb.peak_rss_mb()  # a reading before the handler runs, in case it never returns
         sb.dispatch(inv)
         if not inv.done.wait(max(deadline - time.perf_counter(), 0.0)):

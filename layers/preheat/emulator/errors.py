@@ -71,3 +71,39 @@ def function_error(error_type: str, message: str, request_id: str | None = None)
     text = f"RequestId: {request_id} Error: {message}" if request_id else message
     payload: dict[str, Any] = {"errorType": error_type, "errorMessage": text}
     return orjson.dumps(payload)
+
+
+def version_failed(state: str = "Failed") -> ApiError:
+    return ApiError(
+        409,
+        "ResourceConflictException",
+        "The operation cannot be performed at this time. "
+        f"The function is currently in the following state: {state}",
+    )
+
+
+def alias_not_found(arn: str) -> ApiError:
+    return ApiError(404, "ResourceNotFoundException", f"Cannot find alias arn: {arn}", "Message")
+
+
+def alias_exists(arn: str) -> ApiError:
+    return ApiError(409, "ResourceConflictException", f"Alias already exists: {arn}")
+
+
+def precondition_failed() -> ApiError:
+    return ApiError(
+        412,
+        "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. "
+        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+    )
+
+
+def validation(value: object, member: str, constraint: str) -> ApiError:
+    """Lambda's own input validation (botocore checks only lengths and types)."""
+    return ApiError(
+        400,
+        "ValidationException",
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "
+        f"constraint: {constraint}",
+    )

@@ -1,4 +1,4 @@
-"""The Lambda Invoke API, as boto3's `lambda` client speaks it."""
+"""The Lambda Invoke API, as boto3's `lambda` client speaks it, and the control plane beside it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import uuid
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
+
 from preheat import constants as c
 from preheat.emulator._http import Handler, Server
+from preheat.emulator.control_plane import ControlPlane
 from preheat.emulator.errors import ApiError, too_large, unknown_operation
+from preheat.emulator.versions import function_ref
 
 if TYPE_CHECKING:
     from preheat.emulator.emulator import Emulator
@@ -19,24 +23,15 @@ if TYPE_CHECKING:
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations/?$")
 # Lambda raised the asynchronous payload limit from 256 KB to 1 MB in 2025.
 EVENT_PAYLOAD_LIMIT_BYTES = 1024 * 1024
+# Control-plane requests carry a few fields of JSON.
+CONTROL_BODY_LIMIT_BYTES = 1024 * 1024
 
 
 class InvokeServer(Server):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         super().__init__(address, InvokeHandler)
         self.emulator = emulator
-
-
-def split_function_name(raw: str) -> tuple[str, str | None]:
-    """A name, `name:qualifier`, a partial ARN or a full ARN -> (name, qualifier)."""
-    parts = raw.split(":")
-    if parts[0] == "arn" and len(parts) >= 7:
-        return parts[6], (parts[7] if len(parts) > 7 else None)
-    if len(parts) >= 3 and parts[1] == "function":
-        return parts[2], (parts[3] if len(parts) > 3 else None)
-    if len(parts) == 2:
-        return parts[0], parts[1]
-    return raw, None
+        self.control_plane = ControlPlane(emulator)
 
 
 class InvokeHandler(Handler):
@@ -47,6 +42,9 @@ class InvokeHandler(Handler):
     def do_POST(self) -> None:
         url = urlsplit(self.path)
         match = _INVOKE.match(url.path)
+        if match is None:
+            self._control()
+            return
         invocation_type = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
         limit = (
             EVENT_PAYLOAD_LIMIT_BYTES
@@ -55,12 +53,11 @@ class InvokeHandler(Handler):
         )
         body = self.read_body(limit)
         try:
-            if match is None:
-                raise unknown_operation()
             if body is None:
                 raise too_large(limit)
-            name, qualifier = split_function_name(unquote(match.group(1)))
-            qualifier = parse_qs(url.query).get("Qualifier", [qualifier])[0]
+            name, qualifier = function_ref(
+                unquote(match.group(1)), parse_qs(url.query).get("Qualifier", [None])[0]
+            )
             result = self.emulator.invoke(
                 name,
                 body,
@@ -83,12 +80,41 @@ class InvokeHandler(Handler):
         headers["x-amzn-RequestId"] = str(uuid.uuid4())
         self.respond(exc.status, exc.body(), headers)
 
+    def _control(self) -> None:
+        """A control-plane request: GetFunction, PublishVersion, the alias operations..."""
+        url = urlsplit(self.path)
+        body = self.read_body(CONTROL_BODY_LIMIT_BYTES)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        # Each path segment is decoded on its own: an ARN's colons may come as %3A.
+        path = "/".join(unquote(part) for part in url.path.split("/"))
+        try:
+            if body is None:
+                raise too_large(CONTROL_BODY_LIMIT_BYTES)
+            status, answer = self.server_control.handle(self.command, path, query, body)
+        except ApiError as exc:
+            self._fail(exc)
+            return
+        except Exception as exc:
+            self._fail(ApiError(500, "ServiceException", f"{type(exc).__name__}: {exc}"))
+            return
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        if answer is None:
+            self.respond(status, b"", headers)
+            return
+        headers["Content-Type"] = "application/json"
+        self.respond(status, orjson.dumps(answer), headers)
+
+    @property
+    def server_control(self) -> ControlPlane:
+        return cast(InvokeServer, self.server).control_plane
+
     def _unknown(self) -> None:
         self.read_body(0)
         exc = unknown_operation()
         self.respond(exc.status, exc.body(), exc.headers())
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = _unknown
+    do_GET = do_PUT = do_DELETE = _control
+    do_PATCH = _unknown
 
 
 def _client_context(raw: str | None) -> str | None:
