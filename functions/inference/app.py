@@ -27,7 +27,7 @@ runtime_imports.import_expected()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from preheat.handler import budget, observe, protocols  # noqa: E402
+from preheat.handler import budget, observe, protocols, snapstart  # noqa: E402
 from preheat.loader import init_report_of  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
 
@@ -66,6 +66,18 @@ INIT_REPORT.update(preheat_import_s=round(_t1 - _t0, 4), init_s=round(time.perf_
 obs.init_done(INIT_REPORT)
 state.mark_init_done()
 
+# SnapStart: a restore whose alias moved swaps in the new version here; the handler reads
+# SERVED at each call, so the swap is one assignment.
+SERVED: protocols.Served | None = None
+
+
+def _serve(model: Any) -> None:
+    global SERVED
+    SERVED = protocols.Served(model, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
+
+
+snapstart.register(lambda: (SERVED or LOAD.get(None)).model, _serve, obs)
+
 
 # powertools wraps the warm ping too: when a ping is an environment's first call, that ping
 # is its cold start, and the ColdStart metric and log field must say so there, not on the
@@ -81,7 +93,7 @@ def handler(event: Any, context: Any) -> Any:
     by the shape of their body (see preheat.handler.protocols and docs/protocols.md).
     """
     metrics.add_metric("Requests", "Count", 1)
-    outcome = protocols.serve(LOAD.get(context), event)
+    outcome = protocols.serve(SERVED or LOAD.get(context), event)
     if outcome.predict_ms is not None:
         # One line per answered request: the model's own time, apart from decoding and
         # encoding, so a request's overhead per protocol can be told from the model's cost.

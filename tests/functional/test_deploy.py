@@ -379,3 +379,36 @@ def test_deploy_the_tensorflow_runtime_as_an_image(
     assert list(result.done.published_layers) == [f"{stack}-runtime"]
     code = aws("lambda").get_function(FunctionName=f"{stack}-inference")["Code"]
     assert code.get("ImageUri") == image
+
+
+def test_deploy_the_image_with_snapstart(
+    tmp_path: Path,
+    names: tuple[str, str],
+    clients: Clients,
+    aws: Callable[[str], Any],
+    runtime_layer_zip: Path,
+) -> None:
+    stack, bucket = names
+    model = tmp_path / "tf"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(payload(32, 5000))
+    mf.build(
+        model, name="dense", version="0", runtime="tensorflow", precision="exact",
+        signature=SIGNATURE, chunk_size=CHUNK,
+    ).write(model)  # fmt: skip
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/preheat:1"
+    result = run_deploy(
+        model, stack, bucket, clients, runtime_layer_zip, tmp_path / "w",
+        runtime="tensorflow", image_uri=image, snapstart=True, model_in_image=True,
+        prewarm=False,
+    )  # fmt: skip
+    assert result.done is not None and result.done.stack is not None
+    assert result.done.stack.status == "UPDATE_COMPLETE"
+    cfn = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in cfn["Parameters"]}
+    assert params["SnapStart"] == "true" and params["PackageType"] == "Image"
+    assert params["ProvisionedConcurrency"] == "0" and params["EphemeralStorageSize"] == "512"
+    # SnapStart snapshots published versions only: the stack publishes one (callers use the
+    # alias on it, which moto does not keep; test_template checks the alias names it).
+    versions = aws("lambda").list_versions_by_function(FunctionName=f"{stack}-inference")
+    assert {v["Version"] for v in versions["Versions"]} - {"$LATEST"}

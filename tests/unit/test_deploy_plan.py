@@ -96,6 +96,11 @@ def request(artifact: Path, layer_zip: Path, **kw: Any) -> DeployRequest:
         ({"warm": 5000}, ConfigurationError, "--warm"),
         ({"prefix": "a/../b"}, ConfigurationError, "--prefix"),
         ({"model": Path("/nonexistent/model")}, ConfigurationError, "no such directory"),
+        # What Lambda refuses with SnapStart.
+        ({"snapstart": True, "python": "3.11"}, ConfigurationError, "SnapStart needs Python 3.12"),
+        ({"snapstart": True, "provisioned": 2}, ConfigurationError, "on a SnapStart function"),
+        ({"snapstart": True, "region": "ap-east-2"}, ConfigurationError, "no SnapStart there"),
+        ({"model_in_image": True}, ConfigurationError, "--model-in-image"),
     ],
 )
 def test_bad_input_fails_before_any_aws_call(
@@ -138,6 +143,73 @@ def test_a_model_over_the_layer_limit_is_refused_with_alternatives(
     for alternative in ("--no-model-layer", "--runtime tensorflow", "250 MiB"):
         assert alternative in message
     assert calls == []
+
+
+def _promised(tmp_path: Path, runtime: str, mib: int) -> Path:
+    """An artifact whose manifest promises `mib` MiB: the checks read sizes, not bytes."""
+    d = tmp_path / f"big-{runtime}"
+    d.mkdir()
+    size = mib * 1024 * 1024
+    chunk = c.DEFAULT_CHUNK_SIZE
+    chunks = [{"sha256": "0" * 64, "size": chunk}] * (size // chunk)
+    manifest = {
+        "format": c.ARTIFACT_FORMAT,
+        "name": "big",
+        "version": "1",
+        "runtime": runtime,
+        "precision": "fp32",
+        "files": [{"path": "model.bin", "size": size, "sha256": "0" * 64, "chunks": chunks}],
+        "signature": {"key": "serving_default", "inputs": [], "outputs": []},
+    }
+    (d / "manifest.json").write_bytes(orjson.dumps(manifest))
+    return d
+
+
+@pytest.mark.parametrize(
+    ("runtime", "change", "fix"),
+    [
+        ("litert", {"model_layer": False}, "drop --no-model-layer"),
+        ("tensorflow", {"image_uri": "123.dkr.ecr/x:1"}, "--model-in-image"),
+    ],
+)
+def test_snapstart_refuses_a_model_whose_disk_tier_needs_over_512_mb(
+    tmp_path: Path,
+    layer_zip: Path,
+    no_aws: Clients,
+    calls: list[str],
+    runtime: str,
+    change: dict[str, Any],
+    fix: str,
+) -> None:
+    big = _promised(tmp_path, runtime, 320)
+    req = request(big, layer_zip, runtime=runtime, snapstart=True, version="1", **change)
+    with pytest.raises(ConfigurationError) as info:
+        deploy(req, clients=no_aws, work_dir=tmp_path / "w")
+    message = str(info.value)
+    assert "\n" not in message
+    for words in ("--snapstart", "SnapStart allows 512 MB", fix, "drop --snapstart"):
+        assert words in message
+    assert calls == []
+
+
+def test_snapstart_on_the_image_with_the_model_in_it(tmp_path: Path, layer_zip: Path) -> None:
+    big = _promised(tmp_path, "tensorflow", 320)
+    req = request(
+        big,
+        layer_zip,
+        runtime="tensorflow",
+        image_uri="123.dkr.ecr/x:1",
+        snapstart=True,
+        model_in_image=True,
+        version="1",
+    ).validated()
+    desired = build(req, work_dir=tmp_path / "w")
+    p = plan(desired, observed_for(desired))
+    assert p.parameters["SnapStart"] == "true" and p.parameters["PackageType"] == "Image"
+    # The model is read from the image: /tmp keeps Lambda's default, which SnapStart allows.
+    assert p.parameters["EphemeralStorageSize"] == "512"
+    assert p.parameters["ProvisionedConcurrency"] == "0"
+    assert "SnapStart" in p.describe() and "never $LATEST" in p.describe()
 
 
 def test_artifact_of_another_runtime_is_refused(
@@ -375,7 +447,6 @@ def test_options_reach_the_stack_parameters(
     req = request(
         artifact,
         layer_zip,
-        snapstart=True,
         provisioned=2,
         function_url=True,
         warm=4,
@@ -388,7 +459,7 @@ def test_options_reach_the_stack_parameters(
     desired = build(req, work_dir=tmp_path / "w")
     p = plan(desired, observed_for(desired))
     expected = {
-        "SnapStart": "true",
+        "SnapStart": "false",
         "ProvisionedConcurrency": "2",
         "FunctionUrl": "true",
         "WarmConcurrency": "4",

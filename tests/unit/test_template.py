@@ -174,7 +174,21 @@ def test_log_groups_have_retention_and_exist_before_their_functions(tpl: dict[st
 
 
 def test_snapstart_rules_match_what_lambda_allows(tpl: dict[str, Any]) -> None:
-    assertions = tpl["Rules"]["SnapStartNeedsZip"]["Assertions"]
-    assert "PackageType" in json.dumps(assertions)
+    rule = tpl["Rules"]["SnapStartLimits"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "true"]}
+    asserted = [a["Assert"] for a in rule["Assertions"]]
+    assert asserted == [
+        {"Fn::Equals": [{"Ref": "ProvisionedConcurrency"}, 0]},
+        {"Fn::Equals": [{"Ref": "EphemeralStorageSize"}, 512]},
+    ]
+    assert tpl["Parameters"]["EphemeralStorageSize"]["MinValue"] == 512
+    # Images too: the Dockerfile's Python 3.12 base image runs the hooks itself.
+    assert "PackageType" not in json.dumps(rule)
+    fn = tpl["Resources"]["InferenceFunction"]["Properties"]
+    assert fn["SnapStart"]["Fn::If"][0] == "UseSnapStart"
+    # SnapStart applies to published versions only: callers go through one.
+    assert tpl["Resources"]["InferenceAlias"]["Properties"]["FunctionVersion"] == {
+        "Fn::GetAtt": ["InferenceVersion", "Version"]
+    }
     # SnapStart for Python needs 3.12+, and no older runtime is offered at all.
     assert "python3.11" not in tpl["Parameters"]["PythonRuntime"]["AllowedValues"]

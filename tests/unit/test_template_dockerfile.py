@@ -89,3 +89,17 @@ def test_the_image_drops_exactly_what_tensorflow_pulls_in_for_keras() -> None:
     assert args()["WITH_KERAS"] == "false"
     runs = " ".join(rest for word, rest in instructions() if word == "RUN")
     assert 'if [ "${WITH_KERAS}" != "true" ]; then pip uninstall -y ${KERAS_ONLY}; fi' in runs
+
+
+def test_the_base_image_runs_the_snapstart_hooks() -> None:
+    """SnapStart on an image: an AWS Python 3.12+ base image coordinates the lifecycle (its
+    runtime client runs snapshot_restore_py's hooks), as long as its entrypoint is kept."""
+    (base,) = [rest for word, rest in instructions() if word == "FROM"]
+    repository, _, tag = base.partition(":")
+    assert repository == "public.ecr.aws/lambda/python"
+    assert tuple(int(p) for p in tag.split(".")[:2]) >= (3, 12)
+    words = {word for word, _ in instructions()}
+    assert "ENTRYPOINT" not in words
+    # The label is for images whose own runtime client handles restores; this one does not.
+    labels = " ".join(rest for word, rest in instructions() if word == "LABEL")
+    assert "snapstart" not in labels

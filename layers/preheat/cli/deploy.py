@@ -67,6 +67,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not ship the model in a layer; the function fetches it from S3 during INIT",
     )
+    a(
+        "--model-in-image",
+        action="store_true",
+        help="the image carries the model (built with MODEL_DIR): /tmp is not sized for it",
+    )
     a("--runtime-layer", type=Path, help="a prebuilt runtime layer zip instead of building one")
     a(
         "--python",
@@ -96,7 +101,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     a(
         "--snapstart",
         action="store_true",
-        help="SnapStart on published versions (zip, Python 3.12+)",
+        help="SnapStart on published versions, zip or image (Python 3.12+; not with "
+        "--provisioned; /tmp at most 512 MB)",
     )
     a(
         "--provisioned",
@@ -151,6 +157,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         second_warm=args.second_warm,
         image_uri=args.image_uri,
         model_layer=args.model_layer,
+        model_in_image=args.model_in_image,
         runtime_layer_zip=args.runtime_layer,
         python=args.python,
         arch=args.arch,

@@ -19,6 +19,7 @@ import orjson
 
 from preheat import constants as c
 from preheat.artifact import manifest as mf
+from preheat.deploy import validate as v
 from preheat.deploy.request import DeployRequest
 from preheat.deploy.stages import BuiltZip, Stages, bucket_template_path, template_path
 from preheat.exceptions import ConfigurationError, LayerTooLarge
@@ -129,6 +130,24 @@ def ephemeral_mb(model_bytes: int, model_in_layer: bool) -> int:
     return size
 
 
+def check_snapstart_storage(request: DeployRequest, ephemeral: int, model_bytes: int) -> None:
+    """SnapStart snapshots /tmp with the rest and allows at most 512 MB of it."""
+    if not request.snapstart or ephemeral <= v.SNAPSTART_MAX_EPHEMERAL_MB:
+        return
+    where = (
+        "bake it into the image (--build-arg MODEL_DIR) and pass --model-in-image"
+        if request.runtime == "tensorflow"
+        else "ship it in the model layer (drop --no-model-layer)"
+    )
+    raise ConfigurationError(
+        "--snapstart",
+        f"{model_bytes / MIB:.0f} MiB model",
+        f"its disk tier needs {ephemeral} MB of /tmp and SnapStart allows "
+        f"{v.SNAPSTART_MAX_EPHEMERAL_MB} MB: {where}, slim it (--precision fp16 or int8), "
+        "or drop --snapstart",
+    )
+
+
 def _check_layer_limit(name: str, model_bytes: int, runtime_bytes: int) -> None:
     total = model_bytes + runtime_bytes
     if total > c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES:
@@ -215,7 +234,9 @@ def build(
     artifact = _as_deployed(artifact, manifest, request.name, version, work)
     manifest = mf.read(artifact)
     uri = model_uri(request.bucket, request.prefix, request.name, version)
-    ephemeral = ephemeral_mb(model_bytes, request.model_layer)
+    # A model in a layer or baked into the image is read where it lies: /tmp holds no copy.
+    ephemeral = ephemeral_mb(model_bytes, request.model_layer or request.model_in_image)
+    check_snapstart_storage(request, ephemeral, model_bytes)
 
     if request.runtime_layer_zip is not None:
         from preheat.deploy.stages import describe_zip

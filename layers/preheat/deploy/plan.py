@@ -180,6 +180,11 @@ def plan(desired: Desired, observed: Observed) -> Plan:
         notes.append(f"the inference function runs image {req.image_uri}")
     if not req.model_layer and req.runtime == "litert":
         notes.append("no model layer: the function fetches the model from S3 during INIT")
+    if req.snapstart:
+        notes.append(
+            f"SnapStart: publishing the version runs INIT and snapshots it (minutes); "
+            f"callers invoke the alias {req.alias}, never $LATEST"
+        )
     return Plan(
         desired=desired,
         create_bucket_stack=create_bucket_stack,

@@ -35,6 +35,8 @@ class DeployRequest:
     second_warm: int = 0
     image_uri: str | None = None
     model_layer: bool = True
+    # The image carries the model at the read-only tier's path (infra/Dockerfile MODEL_DIR).
+    model_in_image: bool = False
     runtime_layer_zip: Path | None = None
     python: str = "3.12"
     arch: str = "x86_64"
@@ -69,6 +71,8 @@ class DeployRequest:
             raise ConfigurationError("--runtime", self.runtime, f"use {' or '.join(RUNTIMES)}")
         if self.arch not in ARCHITECTURES:
             raise ConfigurationError("--arch", self.arch, f"use {' or '.join(ARCHITECTURES)}")
+        if self.snapstart:
+            v.snapstart(self.python, self.provisioned, self.region)
         if self.python not in PYTHONS:
             raise ConfigurationError(
                 "--python",
@@ -113,10 +117,10 @@ class DeployRequest:
                     "the tensorflow runtime runs as a container image: build infra/Dockerfile, "
                     "push it to ECR and pass its URI (or use --runtime litert)",
                 )
-            if self.snapstart:
-                raise ConfigurationError(
-                    "--snapstart", True, "SnapStart does not apply to container images"
-                )
+        elif self.model_in_image:
+            raise ConfigurationError(
+                "--model-in-image", True, "only the tensorflow runtime's image carries a model"
+            )
         elif self.image_uri:
             raise ConfigurationError(
                 "--image-uri", self.image_uri, "only the tensorflow runtime uses an image"

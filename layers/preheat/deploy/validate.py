@@ -136,6 +136,42 @@ def schedule(expr: str) -> str:
     )
 
 
+# What Lambda refuses with SnapStart (docs: "Improving startup performance with Lambda
+# SnapStart", supported features and limitations).
+SNAPSTART_MIN_PYTHON = (3, 12)
+SNAPSTART_MAX_EPHEMERAL_MB = 512
+# Commercial regions without SnapStart: Asia Pacific (Taipei) and (New Zealand).
+SNAPSTART_UNSUPPORTED_REGIONS = frozenset({"ap-east-2", "ap-southeast-6"})
+
+
+def snapstart(python: str, provisioned: int, region: str | None) -> None:
+    """SnapStart's own limits that a request can break before anything is built.
+
+    The other one, ephemeral storage, depends on the model's size (see deploy.model).
+    """
+    try:
+        version = tuple(int(p) for p in python.split("."))
+    except ValueError:
+        version = (0,)
+    if version < SNAPSTART_MIN_PYTHON:
+        raise ConfigurationError(
+            "--python", python, "SnapStart needs Python 3.12 or later: use --python 3.12"
+        )
+    if provisioned:
+        raise ConfigurationError(
+            "--provisioned",
+            provisioned,
+            "Lambda refuses provisioned concurrency on a SnapStart function: drop "
+            "--provisioned (restores already start in well under a second) or --snapstart",
+        )
+    if region in SNAPSTART_UNSUPPORTED_REGIONS:
+        raise ConfigurationError(
+            "--region",
+            region,
+            "Lambda has no SnapStart there: drop --snapstart or deploy elsewhere",
+        )
+
+
 def int_range(option: str, value: int, low: int, high: int, unit: str = "") -> int:
     if isinstance(value, bool) or not low <= value <= high:
         raise ConfigurationError(option, value, f"use {low} to {high}{unit}")
