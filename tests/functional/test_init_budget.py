@@ -141,7 +141,8 @@ def test_without_the_budget_init_times_out_and_runs_again_inside_the_invoke(
     assert init["init"]["init_budget_s"] is None and init["init"]["handed_back"] is False
     # The answer came after both: the 10 s that were cut off, then a whole INIT again.
     assert wall_s > LAMBDA_INIT_LIMIT_S + 0.5 * FETCH_S
-    print(f"\nbudget off: first answer after {wall_s:.1f} s (INIT timed out, then retried); "
+    print(f"\nstore {link.bytes_per_s * FETCH_S / 1000:.1f} kB at {link.bytes_per_s:.0f} B/s; "
+          f"budget off: first answer after {wall_s:.1f} s (INIT timed out, then retried); "
           f"invoke Duration {first.duration_ms / 1000:.1f} s")  # fmt: skip
 
 
