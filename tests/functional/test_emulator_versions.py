@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -474,3 +475,86 @@ def test_the_warmer_warms_the_version_behind_an_alias(
     assert len(set(report.environment_ids)) == 3
     assert not missing.ok and missing.errors == {"not_found": 1}
     assert missing.reason is not None and "warm:canary not found" in missing.reason
+
+
+# -- SnapStart versions ----------------------------------------------------------------
+
+
+def snap(make_function: Make, python312: str, **env: str) -> FunctionConfig:
+    return make_function(
+        "snap_hooks", name="snap", python=python312, snapstart=True, env=env, timeout_s=10.0
+    )
+
+
+def parked(emu: Emulator, version: str) -> list[str]:
+    return [
+        e.env_id
+        for e in emu.environments("snap")
+        if e.state == "parked" and f"/[{version}]" in e.log_stream
+    ]
+
+
+def test_publishing_a_snapstart_version_parks_a_snapshot_that_its_cold_start_restores(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, python312: str
+) -> None:
+    emu = start_emulator(snap(make_function, python312))
+    client = lambda_client_for(emu)
+    latest = client.get_function_configuration(FunctionName="snap")
+    assert latest["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
+
+    published = client.publish_version(FunctionName="snap")
+
+    # Answered once the snapshot was ready: one environment parked for version 1.
+    assert (published["Version"], published["State"]) == ("1", "Active")
+    assert published["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    (first,) = parked(emu, "1")
+    response = client.invoke(FunctionName="snap:1", Payload=b"{}", LogType="Tail")
+    answer = json.loads(response["Payload"].read())
+    report = base64.b64decode(response["LogResult"]).decode().rstrip("\n").splitlines()[-1]
+    assert response["ExecutedVersion"] == "1" and "FunctionError" not in response
+    assert answer["init_type"] == "snap-start"
+    assert answer["events"] == ["init", "before_snapshot", "after_restore", "invoke"]
+    assert "Restore Duration" in report and "Init Duration" not in report
+    (restored,) = [i for i in emu.stats("snap").invocations if i.cold]
+    assert restored.env_id == first and restored.restore_duration_ms
+    # The spare is made again in the background, for the next cold start.
+    assert wait_for(lambda: len(parked(emu, "1")) == 1 and parked(emu, "1") != [first])
+    # $LATEST is not snapstarted on Lambda: its cold start is an on-demand INIT.
+    plain = json.loads(client.invoke(FunctionName="snap")["Payload"].read())
+    assert plain["init_type"] == "on-demand"
+
+
+def test_a_snapstart_version_whose_snapshot_fails_is_failed_and_refuses_invokes(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor, python312: str
+) -> None:
+    emu = start_emulator(snap(make_function, python312, FAIL_BEFORE_SNAPSHOT="1"))
+    client = lambda_client_for(emu)
+
+    published = client.publish_version(FunctionName="snap")
+
+    assert (published["Version"], published["State"]) == ("1", "Failed")
+    assert published["StateReasonCode"] == "FunctionError"
+    assert published["StateReason"].startswith("Runtime.BeforeSnapshotError: ")
+    assert "the model's sockets would not close" in published["StateReason"]
+    assert (
+        client.get_function(FunctionName="snap", Qualifier="1")["Configuration"]["State"]
+        == "Failed"
+    )
+    with pytest.raises(ClientError) as exc:
+        client.invoke(FunctionName="snap", Qualifier="1", Payload=b"{}")
+    assert error_of(exc) == (
+        409,
+        "ResourceConflictException",
+        "The operation cannot be performed at this time. "
+        "The function is currently in the following state: Failed",
+    )
+    assert parked(emu, "1") == []
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
