@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         (code / "echo.py").write_text(ECHO)
         functions = [
             FunctionConfig("empty", code, "empty.handler", memory_mb=128),
-            FunctionConfig("echo", code, "echo.handler", memory_mb=128),
+            # Unfrozen, so that the frozen one beside it shows what freezing adds.
+            FunctionConfig("echo", code, "echo.handler", memory_mb=128, freeze=False),
             FunctionConfig("echo-frozen", code, "echo.handler", memory_mb=128, freeze=True),
         ]
         with Emulator(functions, workdir=code / "work") as emu:
