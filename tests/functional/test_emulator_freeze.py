@@ -6,8 +6,11 @@ own temp dir (its /tmp); a frozen environment's count does not move while it is 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from preheat.cli import emulate as emulate_cli
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.emulator.environment import Environment
 from preheat.emulator.logbuffer import LogBuffer
@@ -288,3 +292,26 @@ def test_the_model_is_fetched_during_init_before_the_first_freeze(
     chunks = len(proxy.counts("/blobs/"))
     assert chunks > 0
     assert at_start[0] == gets_after_first == gets_after_second == chunks
+
+
+@pytest.mark.parametrize(("flags", "freeze"), [([], True), (["--no-freeze"], False)])
+def test_emulate_freezes_unless_told_not_to(
+    handlers_dir: Path, flags: list[str], freeze: bool
+) -> None:
+    parser = argparse.ArgumentParser(prog="preheat emulate")
+    emulate_cli.register(parser)
+    args = parser.parse_args(["--function", f"echo={handlers_dir}:echo.handler", *flags])
+    (spec,) = args.functions
+    assert emulate_cli.parse_function(spec, args).freeze is freeze
+
+
+def test_emulate_help_says_how_to_turn_freezing_off() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "preheat.cli", "emulate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # as wrapped for any terminal width
+    assert "--no-freeze" in text and "as Lambda always does" in text
