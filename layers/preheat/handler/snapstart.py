@@ -97,6 +97,17 @@ def _reseed_tensorflow(seed: Callable[[], int]) -> None:
     stateful_random_ops.set_global_generator(generator)
 
 
+def prepare_reseed() -> None:
+    """Import now, before the snapshot, what `reseed` will need after each restore.
+
+    TensorFlow's generator module is not part of a SavedModel's load path; importing it
+    costs about 0.2 s on one vCPU, which would otherwise come out of every restore's 10 s.
+    """
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import random_seed  # noqa: F401
+        from tensorflow.python.ops import stateful_random_ops  # noqa: F401
+
+
 def verify_files(directory: Path, manifest: Manifest) -> int:
     """Hash every file of the artifact against its manifest; bytes checked.
 
@@ -196,6 +207,8 @@ class SnapStartHooks:
         t_verify = clock()
         closed = client.forget()
         t_close = clock()
+        prepare_reseed()
+        t_prep = clock()
         report: dict[str, Any] = {
             "version": model.manifest.version,
             "directory": str(directory),
@@ -205,7 +218,8 @@ class SnapStartHooks:
             "warmup_s": round(t_warm - t_model, 4),
             "verify_s": round(t_verify - t_warm, 4),
             "close_s": round(t_close - t_verify, 4),
-            "total_s": round(t_close - t0, 4),
+            "prepare_reseed_s": round(t_prep - t_close, 4),
+            "total_s": round(t_prep - t0, 4),
         }
         self._obs.logger.info("preheat before snapshot", extra={"snapshot": report})
         # Metrics still buffered would be frozen into the snapshot and then published once
