@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from preheat.cli._common import Output, need
 from preheat.emulator.config import DEFAULT_MAX_CONCURRENCY
 from preheat.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, parse_cpus
-from preheat.exceptions import ConfigurationError
+from preheat.exceptions import ConfigurationError, PreheatError
 
 if TYPE_CHECKING:
     from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
@@ -29,12 +29,24 @@ examples:
   AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:3001 aws lambda invoke --function-name infer out.json
   preheat emulate --function inference=functions/inference:app.handler --url inference=8081
   curl http://127.0.0.1:8081/v2/health/ready     (the function's URL; see docs/protocols.md)
+  make py312 && preheat emulate --snapstart --python .venv312/bin/python \
+      --function snap=tests/functional/handlers:snap_hooks.handler
 
 Each execution environment is a fresh `python -m awslambdaric` process with its own temp dir
 (TMPDIR, PREHEAT_CACHE_DIR inside it) and the layers merged under PREHEAT_OPT_DIR. As root,
 it runs in a cgroup of its own with Lambda's CPU share for --memory (1 vCPU at 1769 MB) and
 --memory as a hard limit: going over it kills the environment (Runtime.OutOfMemory).
-Without root it runs unconfined and says so. See docs/local-lambda-resources.md."""
+Without root it runs unconfined and says so. See docs/local-lambda-resources.md.
+
+--snapstart (every function) or --snapstart NAME initialises $LATEST's environments ahead:
+INIT and the before-snapshot hooks run at start, each environment then waits, stopped, on
+/runtime/restore/next, and a cold start restores one (after-restore hooks, then the invoke;
+REPORT shows Restore Duration). No memory is snapshotted, so the cost of restoring a real
+snapshot is not modelled: only the hooks and the invoke are measured. SnapStart needs
+Python 3.12+: --python names the interpreter (make py312 builds .venv312)."""
+
+# `--snapstart` with no NAME: every function.
+_ALL = "*"
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
@@ -167,6 +179,24 @@ def register(parser: argparse.ArgumentParser) -> None:
         "lets them run on (default: freeze)",
     )
     parser.add_argument(
+        "--python",
+        default=None,
+        metavar="PATH",
+        help="the interpreter every environment runs awslambdaric with (default: this one); "
+        "SnapStart needs 3.12+",
+    )
+    parser.add_argument(
+        "--snapstart",
+        action="append",
+        nargs="?",
+        const=_ALL,
+        default=[],
+        metavar="NAME",
+        help="SnapStart for function NAME's $LATEST, or for every function without NAME: "
+        "initialised and snapshotted (before-snapshot hooks) at start, each cold start a "
+        "restore (after-restore hooks) (repeatable)",
+    )
+    parser.add_argument(
         "--url",
         dest="urls",
         action="append",
@@ -182,6 +212,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_function(spec: str, args: argparse.Namespace) -> FunctionConfig:
+    import sys
+
     from preheat.emulator import FunctionConfig
 
     name, sep, rest = spec.partition("=")
@@ -204,12 +236,16 @@ def parse_function(spec: str, args: argparse.Namespace) -> FunctionConfig:
         layers=tuple(args.layers),
         freeze=args.freeze,
         init_cpu=args.init_cpu,
+        python=args.python or sys.executable,
+        snapstart=_ALL in args.snapstart or name in args.snapstart,
     )
 
 
 def describe(rec: InvocationRecord) -> str:
     kind = "cold" if rec.cold else "warm"
     init = f" init {rec.init_duration_ms:.1f} ms" if rec.init_duration_ms is not None else ""
+    if rec.restore_duration_ms is not None:
+        init = f" restore {rec.restore_duration_ms:.1f} ms"
     error = f" {rec.outcome}: {rec.error_type}" if rec.outcome != "success" else ""
     return (
         f"{rec.request_id} {rec.function} {kind}{init} duration {rec.duration_ms:.1f} ms "
@@ -253,6 +289,22 @@ def _function_url(emu: Emulator, name: str, port: str, host: str) -> FunctionUrl
     return FunctionUrl(emu, name, host=host, port=int(port)).start()
 
 
+def _prepare_snapshots(emu: Emulator, name: str, out: Output) -> None:
+    """SnapStart mode: $LATEST's snapshot before anything is served, as a publish takes it."""
+    from preheat.emulator.environment import SnapshotError
+    from preheat.emulator.snapshots import SnapshotFailed
+
+    if not out.json_mode:
+        out.info(f"  {name}: initialising $LATEST for SnapStart (before-snapshot hooks)")
+    try:
+        emu.prepare_snapshots(name)
+    except (SnapshotFailed, SnapshotError) as exc:
+        raise PreheatError(
+            f"function {name}: no SnapStart snapshot of $LATEST: {exc.error_type}: "
+            f"{exc.message} (its log is above; fix the handler or drop --snapstart)"
+        ) from None
+
+
 def run(args: argparse.Namespace, out: Output) -> int:
     need("emulate", "awslambdaric")  # every environment is `python -m awslambdaric`
     import orjson
@@ -260,6 +312,11 @@ def run(args: argparse.Namespace, out: Output) -> int:
     from preheat.emulator import Emulator
 
     functions = [parse_function(spec, args) for spec in args.functions]
+    unknown = sorted(set(args.snapstart) - {_ALL} - {f.name for f in functions})
+    if unknown:
+        raise ConfigurationError(
+            "--snapstart", ", ".join(unknown), "name a function given with --function"
+        )
 
     def on_invocation(rec: InvocationRecord) -> None:
         if out.json_mode:
@@ -291,6 +348,9 @@ def run(args: argparse.Namespace, out: Output) -> int:
             ) as emu,
             contextlib.ExitStack() as urls,
         ):
+            for fn in functions:
+                if fn.snapstart:
+                    _prepare_snapshots(emu, fn.name, out)
             function_urls = {
                 name: urls.enter_context(_function_url(emu, name, port, args.host))
                 for name, port in args.urls

@@ -447,9 +447,10 @@ class Environment:
         self, inv: Invocation, called_at: float, started_wall: float, log_from: int
     ) -> tuple[InvocationRecord, bytes]:
         if not self.parked:
-            # Killed, or its process died, while it waited to be restored.
-            sb = self._sandbox()
-            sb.dispatch(inv)  # finishes `inv` as the crash it is
+            # Killed, or its process died, while it waited to be restored: a crash, and
+            # the dispatch to a closed sandbox finishes `inv` as one.
+            self.kill("crash")
+            self._sandbox().dispatch(inv)
             return self._finish(inv, True, None, called_at, started_wall, log_from)
         self.state = "busy"
         restore_ms = self._restore(inv, started_wall, log_from)
