@@ -171,6 +171,15 @@ def test_without_a_budget_init_waits_for_the_load() -> None:
     assert load.handed_back is False and load.report["init_budget_s"] is None
 
 
+@pytest.mark.parametrize("init_type", ["snap-start", "provisioned-concurrency"])
+def test_with_snapstart_or_provisioned_init_ends_with_the_model_loaded(init_type: str) -> None:
+    gate, slow = _gated()
+    threading.Timer(0.2, gate.set).start()
+    load = _start(slow, 0.01, {c.ENV_LAMBDA_INIT_TYPE: init_type})
+    assert load.handed_back is False and load.loading is False
+    assert load.report["init_budget_s"] is None and load.report["name"] == "model"
+
+
 def test_an_invoke_short_of_time_says_the_model_is_still_loading_and_the_next_waits() -> None:
     gate, slow = _gated()
     load = _start(slow, 0.01)
