@@ -20,7 +20,7 @@ import pytest
 
 from preheat.emulator import Emulator, FunctionConfig
 from preheat.emulator.config import RESTORE_TIMEOUT_S
-from tests.fixtures.emulator import lambda_client
+from tests.fixtures.emulator import ROOT, lambda_client
 
 Start = Callable[..., Emulator]
 Make = Callable[..., FunctionConfig]
@@ -250,12 +250,16 @@ def test_the_cli_snapstarts_latest_and_refuses_python_311_in_one_line(
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert "SnapStart needs Python 3.12+" in line and version in line and "--python" in line
 
+    # A relative --python, as the docs write it: environments start in their code
+    # directory, so it must still name the same interpreter there.
+    relative = os.path.relpath(python312, ROOT)
     proc = subprocess.Popen(
-        [*base, "--json", "--quiet", "--snapstart", "snap", "--python", python312],
+        [*base, "--json", "--quiet", "--snapstart", "snap", "--python", relative],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None

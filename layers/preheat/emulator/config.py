@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -73,6 +74,10 @@ class FunctionConfig:
         object.__setattr__(self, "code_dir", Path(self.code_dir))
         object.__setattr__(self, "layers", tuple(Path(p) for p in self.layers))
         object.__setattr__(self, "env", dict(self.env))
+        if os.sep in self.python:
+            # Environments start in their code directory: a relative interpreter path would
+            # name another file there. Not resolved, so a venv's python stays the venv's.
+            object.__setattr__(self, "python", os.path.abspath(self.python))
         if not self.code_dir.is_dir():
             raise ConfigurationError(
                 f"{self.name}: code_dir", str(self.code_dir), "use an existing directory"
