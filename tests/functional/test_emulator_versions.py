@@ -150,14 +150,11 @@ def test_a_published_version_keeps_its_code_after_the_source_changes(
     assert call(client, "app:2")[1]["code"] == "two"
     assert call(client, "app")[1]["code"] == "three"
     # One pool per version: each version's environments run only its invokes.
-    streams = [e.log_stream for e in emu.stats("app").environments]
-    assert sorted(s.split("/")[3].split("]")[0] for s in streams) == [
-        "[$LATEST",
-        "[$LATEST",
-        "[1",
-        "[2",
-        "[2",
-    ]
+    stats = emu.stats("app")
+    assert sorted(e.version for e in stats.environments) == ["$LATEST", "$LATEST", "1", "2", "2"]
+    assert all(f"/[{e.version}]" in e.log_stream for e in stats.environments)
+    by_env = {e.env_id: e.version for e in stats.environments}
+    assert [i.version for i in stats.invocations] == [by_env[i.env_id] for i in stats.invocations]
     versions = client.list_versions_by_function(FunctionName="app")["Versions"]
     assert [(v["Version"], v["FunctionArn"]) for v in versions] == [
         ("$LATEST", f"{ARN}:app:$LATEST"),

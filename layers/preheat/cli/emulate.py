@@ -247,8 +247,9 @@ def describe(rec: InvocationRecord) -> str:
     if rec.restore_duration_ms is not None:
         init = f" restore {rec.restore_duration_ms:.1f} ms"
     error = f" {rec.outcome}: {rec.error_type}" if rec.outcome != "success" else ""
+    name = rec.function if rec.version == "$LATEST" else f"{rec.function}:{rec.version}"
     return (
-        f"{rec.request_id} {rec.function} {kind}{init} duration {rec.duration_ms:.1f} ms "
+        f"{rec.request_id} {name} {kind}{init} duration {rec.duration_ms:.1f} ms "
         f"billed {rec.billed_duration_ms} ms memory {rec.max_memory_used_mb}/{rec.memory_size_mb} MB"
         f" env {rec.env_id[:8]}{error}"
     )

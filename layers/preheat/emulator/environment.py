@@ -179,6 +179,7 @@ class Environment:
                 end_reason=end,
                 log_stream=self.log_stream,
                 resources=self.resources,
+                version=self.version,
             )
 
     # -- the process's environment ------------------------------------------------------
@@ -397,6 +398,7 @@ class Environment:
             error_type=error_type or "Sandbox.Timedout",
             started_at=started_wall,
             restore_duration_ms=elapsed,
+            version=self.version,
         )
         with self._lock:
             self.records.append(rec)
@@ -579,6 +581,7 @@ class Environment:
             error_type=inv.error_type if outcome != "success" else None,
             started_at=started_wall,
             restore_duration_ms=restore_ms,
+            version=self.version,
         )
         self.log.write(f"END RequestId: {inv.request_id}\n{rec.report_line()}\n".encode())
         with self._lock:

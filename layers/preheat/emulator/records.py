@@ -40,6 +40,8 @@ class InvocationRecord:
     # SnapStart's cold start: /restore/next answered to the runtime's first /next, i.e.
     # the after-restore hooks (no memory is restored here). None unless restored.
     restore_duration_ms: float | None = None
+    # The function version that ran it: "$LATEST" or a published number.
+    version: str = "$LATEST"
 
     @property
     def billed_restore_duration_ms(self) -> int | None:
@@ -103,6 +105,8 @@ class EnvironmentRecord:
     log_stream: str
     # The CPU quota, memory limit and cores it ran under, and whether a cgroup enforced them.
     resources: ResourceModel | None = None
+    # The function version it runs: "$LATEST" or a published number.
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True)
