@@ -400,3 +400,38 @@ def test_registration_without_snapshot_restore_py_is_a_logged_no_op() -> None:
     assert "preheat SnapStart hooks not registered: snapshot_restore_py is not installed" in (
         proc.stderr
     )
+
+
+APP_CHILD = r"""
+import logging, sys
+sys.modules["snapshot_restore_py"] = None
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
+sys.path.insert(0, sys.argv[1])
+import app
+print("served:", app.LOAD.get(None).model.manifest.version, "swapped:", app.SERVED)
+"""
+
+
+def test_the_inference_function_starts_without_snapshot_restore_py(
+    dense_model: BuiltModel, tmp_path: Path
+) -> None:
+    art = dense_model.as_artifact(tmp_path / "dense", name="dense", version="3")
+    function_dir = Path(__file__).resolve().parents[2] / "functions" / "inference"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREHEAT_")},
+        "PREHEAT_MODEL_URI": str(art),
+        "PREHEAT_CACHE_DIR": str(tmp_path / "cache"),
+        "PREHEAT_LOCAL_PATHS": "",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", APP_CHILD, str(function_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "served: 3 swapped: None" in proc.stdout
+    assert "SnapStart hooks not registered: snapshot_restore_py is not installed" in proc.stderr
