@@ -103,3 +103,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_snapstart_with_provisioned_concurrency_is_one_line_and_exit_2(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    model = write_litert_artifact(tmp_path / "m", {"model.tflite": payload(7, 1000)})
+    proc = preheat(
+        s3_server, "deploy", "--model", str(model), "--stack", "ok-stack",
+        "--bucket", "ok-bucket", "--region", "us-east-1", "--snapstart", "--provisioned", "2",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--provisioned" in line and "SnapStart" in line and "drop" in line

@@ -380,6 +380,31 @@ def test_a_slow_new_version_is_swapped_in_after_the_restore_returns(
     assert fn.model.manifest.version == "2"
 
 
+def test_an_alias_that_cannot_be_read_keeps_the_snapshots_version_and_says_why(
+    proxy: FaultProxy,
+    s3_server: S3Server,
+    bucket: str,
+    dense_model: BuiltModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = published(s3_server, bucket, dense_model, tmp_path, "1")
+    fn, _hooks, _obs = init(uri, tmp_path)
+    runner.run_before_snapshot()
+    proxy.add(Rule("internal", path="/aliases/prod", times=None))
+    capsys.readouterr()
+
+    runner.run_after_restore()  # the restore itself succeeds
+
+    assert fn.model.manifest.version == "1" and fn.swaps == []
+    lines = log_lines(capsys.readouterr().out)
+    (failed,) = messages(lines, "preheat alias re-resolve failed")
+    assert "InternalError" in failed["alias"]["error"] or "500" in failed["alias"]["error"]
+    (restore,) = messages(lines, "preheat restore")
+    assert restore["restore"]["serving"] == "1" and restore["restore"]["error"]
+    assert emf_metrics(lines)["RestoreAliasErrors"] == 1
+
+
 CHILD = r"""
 import logging, sys
 sys.modules["snapshot_restore_py"] = None  # as in an image that does not carry it
