@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from preheat.exceptions import IntegrityError, first_line
+from preheat.exceptions import IntegrityError, LoadError, first_line
 
 if TYPE_CHECKING:
     from preheat.artifact.manifest import Manifest
@@ -241,8 +241,9 @@ class SnapStartHooks:
         settings = self._settings()
         target = uri if isinstance(uri, str) and uri else settings.model_uri
         if not target:
-            raise IntegrityError(
-                "the model's files", "a known directory", "none", "load it with load_model"
+            raise LoadError(
+                "SnapStart: the model's files cannot be found to verify before the snapshot "
+                "(no model URI); load it with preheat.load_model or set PREHEAT_MODEL_URI"
             )
         return cache.resolve(target, settings).directory
 

@@ -118,6 +118,11 @@ state = EnvironmentState()
 
 
 def _register_snapstart_hook() -> None:
+    """Renew the id after every restore, for any function using the warm state.
+
+    Registered at import, so before the inference function's own hooks (handler/snapstart.py):
+    after-restore hooks run in registration order, and its restore report logs the new id.
+    """
     try:
         from snapshot_restore_py import register_after_restore
     except ImportError:
