@@ -185,6 +185,27 @@ def test_a_frozen_environment_is_reaped_timed_out_and_shut_down(
     assert gone(pid)
 
 
+def test_an_environment_frozen_before_runs_out_of_memory_as_lambda_reports_it(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    emu = start_emulator(make_function("hog_memory", memory_mb=128, timeout_s=20))
+    if emu.notices:
+        pytest.skip(f"needs cgroups: {emu.notices[0]}")
+    client = lambda_client_for(emu)
+
+    pid = invoke(client, "hog-memory", {"mb": 16})["pid"]
+    assert frozen(pid)
+    response = client.invoke(FunctionName="hog-memory", Payload=b'{"mb": 512}')
+    error = json.loads(response["Payload"].read())
+
+    # Thawed by its event, it grows past the limit and the kernel's kill is told apart
+    # from the emulator's own.
+    assert error["errorType"] == "Runtime.OutOfMemory"
+    assert wait_until(lambda: gone(pid), 5)
+    assert emu.stats("hog-memory").environments[0].end_reason == "out_of_memory"
+    assert invoke(client, "hog-memory", {"mb": 16})["pid"] != pid  # a cold start
+
+
 def test_an_event_larger_than_the_socket_buffers_reaches_a_frozen_runtime(
     start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
 ) -> None:
