@@ -7,6 +7,7 @@ own temp dir (its /tmp); a frozen environment's count does not move while it is 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -183,6 +184,34 @@ def test_a_frozen_environment_is_reaped_timed_out_and_shut_down(
     emu.close()
     assert time.monotonic() - started < 5
     assert gone(pid)
+
+
+def test_each_invocation_keeps_its_whole_log_when_frozen_after_it(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    # More output than a pipe holds (64 KB): all of it must be read before END and
+    # REPORT, from a runtime that is stopped right after answering.
+    emu = start_emulator(make_function("log_lines"))
+    client = lambda_client_for(emu)
+    lines, message = 3000, "x" * 60
+    for round_ in ("first", "second"):
+        response = client.invoke(
+            FunctionName="log-lines",
+            Payload=json.dumps({"lines": lines, "message": f"{round_} {message}"}).encode(),
+            LogType="Tail",
+        )
+        assert json.loads(response["Payload"].read()) == {"printed": lines}
+        request_id = response["ResponseMetadata"]["RequestId"]
+        (env,) = emu.stats("log-lines").environments
+        assert env.pid is not None and frozen(env.pid)
+        log = emu.log(env.env_id)
+        start = log.index(f"START RequestId: {request_id}")
+        end = log.index(f"END RequestId: {request_id}")
+        printed = [ln for ln in log[start:end].splitlines() if ln.startswith(round_)]
+        assert printed == [f"{round_} {message} {i}" for i in range(lines)]
+        tail = base64.b64decode(response["LogResult"]).decode()
+        assert f"{round_} {message} {lines - 1}\n" in tail
+        assert tail.rstrip("\n").splitlines()[-1].startswith(f"REPORT RequestId: {request_id}")
 
 
 def test_an_environment_frozen_before_runs_out_of_memory_as_lambda_reports_it(
