@@ -322,3 +322,23 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+def test_a_reservation_left_by_a_process_killed_as_it_committed_is_not_counted(
+    world: Any,
+) -> None:
+    v1, v2 = world.push("1", seed=1), world.push("2", seed=2)
+    budget = str(5 * MB)  # room for both 2 MiB versions
+    assert world.run(v1, PREHEAT_CACHE_MAX_BYTES=budget)["tier"] == "s3"
+    # What a process killed between its commit's rename and the removal of its reservation
+    # leaves: the reservation alone, its bytes already counted as the version it committed.
+    key = version_key(parse(v1))
+    (world.cache / "tmp" / f"{key}~4194304~0.reserve").write_text(str(2 * MB))
+
+    second = world.run(v2, PREHEAT_CACHE_MAX_BYTES=budget)
+
+    assert second.get("tier") == "s3", second
+    # Counted twice, it would have made the cache evict version 1 to fit version 2.
+    versions = sorted(p.name.split("@")[1] for p in (world.cache / "versions").iterdir())
+    assert versions == ["1", "2"]
+    assert list((world.cache / "tmp").iterdir()) == []

@@ -287,7 +287,9 @@ class DiskCache:
                 self._to_trash(target)
             self._write_meta(key, manifest, files, source)
             os.rename(tmp, target)
-        self._remove(tmp.with_name(tmp.name + ".reserve"))
+            # In the same hold of the global lock: from the rename on, the version's bytes
+            # count as an entry, and a reserve() in between would count them twice.
+            self._remove(tmp.with_name(tmp.name + ".reserve"))
         return target
 
     def replace_files(self, key: str, tmp: Path, manifest: mf.Manifest, paths: list[str]) -> None:
@@ -342,9 +344,18 @@ class DiskCache:
         return total
 
     def _clean_tmp(self) -> None:
-        """Drop temp dirs whose writer is gone (its per-version lock is free)."""
+        """Drop temp dirs whose writer is gone (its per-version lock is free), and
+        reservations left without their temp dir. Called with the global lock held."""
         for tmp in (self.root / "tmp").iterdir():
-            if tmp.name.endswith(".reserve") or "~" not in tmp.name:
+            if tmp.name.endswith(".reserve"):
+                # A reservation is made after its dir, under the global lock (new_tmp in
+                # reserve), so one without a dir is a leftover: its writer was killed after
+                # its dir was committed or removed, and its bytes are counted as a version
+                # or free. Kept, it would hold budget that no one uses, for good.
+                if not tmp.with_name(tmp.name.removesuffix(".reserve")).exists():
+                    tmp.unlink(missing_ok=True)
+                continue
+            if "~" not in tmp.name:
                 continue
             key = tmp.name.split("~", 1)[0]
             lock = FileLock(self._lockfile(key, "lock"), timeout=0)
