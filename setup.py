@@ -1,7 +1,7 @@
 """Build hook: a wheel carries functions/ and infra/ as package data, under preheat/_bundled/.
 
 Everything else is declared in pyproject.toml. The checkout keeps its layout (functions/,
-infra/ and layers/ side by side); preheat.assets finds the copy in a wheel, or the checkout's
+infra/ and layers/ side by side); preheat.tools.assets finds the copy in a wheel, or the checkout's
 own folders in an editable install.
 """
 
@@ -28,7 +28,7 @@ class BuildWithAssets(build_py):  # type: ignore[misc]
             # otherwise still ship in the next wheel.
             shutil.rmtree(Path(self.build_lib, "preheat"), ignore_errors=True)
         super().run()
-        # An editable install reads the checkout's folders themselves (see preheat.assets).
+        # An editable install reads the checkout's folders themselves (see preheat.tools.assets).
         if editable:
             return
         for name in BUNDLED:

@@ -36,7 +36,7 @@ def export_models(work: Path, layer: str, seed: int) -> tuple[Path, Path]:
     import numpy as np
     import tensorflow as tf
 
-    from preheat.samples import KINDS
+    from preheat.tools.sample_models import KINDS
 
     v1, v2 = work / "resnet50-v1", work / "resnet50-v2"
     keras.utils.set_random_seed(seed)
@@ -59,7 +59,7 @@ def export_models(work: Path, layer: str, seed: int) -> tuple[Path, Path]:
 
 
 def slim(src: Path, out: Path, runtime: str) -> Path:
-    from preheat.slim import slim as run
+    from preheat.tools.slim import slim as run
 
     if (out / "manifest.json").is_file():
         return out
@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    from preheat.deploy import Clients, DeployRequest, Waiting, deploy
-    from preheat.local.s3 import S3Server
+    from preheat.tools.deploy import Clients, DeployRequest, Waiting, deploy
+    from preheat.tools.local.s3 import S3Server
 
     work = args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "changed_layer": args.layer,
         "model_layer": args.model_layer and args.runtime == "litert",
     }
-    from preheat.deploy.stages import bucket_template_path, template_path
+    from preheat.tools.deploy.stages import bucket_template_path, template_path
 
     tpl = template_path()
     results["cfn_lint"] = {"template.yaml": lint(tpl), "bucket.yaml": lint(bucket_template_path())}

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from preheat import aws
-from preheat.bench.stats import percentile
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.emulator._http import Handler, Server
+from preheat.tools.bench.stats import percentile
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator._http import Handler, Server
 
 EMPTY = """def handler(event, context):
     return None

@@ -23,9 +23,9 @@ import orjson
 
 from preheat.cache import resolve
 from preheat.cache.client import make_client
-from preheat.local.s3 import S3Server
-from preheat.push import push
 from preheat.settings import Settings
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 
 SEED = 0
 BUCKET = "preheat-bench"

@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 
 from fetch_engines import ENGINES, PACKAGES
-from preheat.bench.network import NetworkSetupError, ShapedNetwork
-from preheat.bench.s3 import S3Process
-from preheat.push import push
-from preheat.samples import make_sample_model
+from preheat.tools.bench.network import NetworkSetupError, ShapedNetwork
+from preheat.tools.bench.s3 import S3Process
+from preheat.tools.push import push
+from preheat.tools.sample_models import make_sample_model
 
 HERE = Path(__file__).resolve().parent
 BUCKET = "engines"
@@ -53,7 +53,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--repeats", type=int, default=3, help="runs per cell; medians (default 3)")
     p.add_argument("--engines", default=",".join(ENGINES), help="comma list of engines")
-    p.add_argument("--model", default="resnet50", help="sample model (preheat.samples)")
+    p.add_argument("--model", default="resnet50", help="sample model (preheat.tools.sample_models)")
     p.add_argument("--workdir", type=Path, default=Path(".preheat/bench"))
     p.add_argument("--mbit", type=float, default=600.0, help="the cap of the shaped network")
     p.add_argument("--out", type=Path, default=Path("bench-results/fetch_engines.json"))

@@ -24,11 +24,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from preheat.bench.network import NetworkSetupError, ShapedNetwork
-from preheat.bench.s3 import S3Process
-from preheat.handler import coldstart
-from preheat.push import push
-from preheat.samples import KINDS, make_sample_model
+from preheat.tools import coldstart
+from preheat.tools.bench.network import NetworkSetupError, ShapedNetwork
+from preheat.tools.bench.s3 import S3Process
+from preheat.tools.push import push
+from preheat.tools.sample_models import KINDS, make_sample_model
 
 MODES = {"overlap": "1", "serial": "0"}
 PHASES = ("preheat_import_s", "runtime_import_s", "fetch_s", "fetch_wait_s", "load_s", "warmup_s")

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from preheat import aws
-from preheat.bench.stats import percentile
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.local.s3 import S3Server
-from preheat.push import push
-from preheat.samples import make_sample_model
+from preheat.tools.bench.stats import percentile
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
+from preheat.tools.sample_models import make_sample_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PING: dict[str, Any] = {"preheat": {"warm": {}}}

@@ -63,8 +63,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
-    from preheat.samples import make_sample_model
-    from preheat.slim import slim
+    from preheat.tools.sample_models import make_sample_model
+    from preheat.tools.slim import slim
 
     def say(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -114,7 +114,7 @@ def main() -> int:
     results["artifacts"] = runs
 
     if not args.skip_layer:
-        from preheat.layer import build_runtime_layer
+        from preheat.tools.layer import build_runtime_layer
 
         say("building the LiteRT runtime layer")
         layer = build_runtime_layer("litert", work / "layers", progress=say)

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from preheat import aws
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator import Emulator, FunctionConfig
 from preheat.warm.engine import warm_target
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from preheat.local.s3 import S3Server
+from preheat.tools.local.s3 import S3Server
 from tests.fixtures.emulator import lambda_client
 from tests.functional.test_deploy import CHUNK, make_runtime_layer, payload, write_litert_artifact
 

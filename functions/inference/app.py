@@ -4,7 +4,7 @@
 threads, which then overlaps the import of the runtime just below. Any INIT failure (model
 not found, integrity, no room) is logged as one structured line and fails INIT with its
 message. A load still running at the INIT budget goes on after INIT, and the first invoke
-waits for it (see preheat.handler.budget).
+waits for it (see preheat.serving.budget).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ runtime_imports.import_expected()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
-from preheat.handler import budget, observe, protocols, snapstart  # noqa: E402
 from preheat.loader import init_report_of  # noqa: E402
+from preheat.serving import budget, observe, protocols, snapstart  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
 
 obs = observe.build()
@@ -49,7 +49,7 @@ def _load() -> protocols.Served:
 
 try:
     # Loaded in a thread of its own: INIT waits for it up to PREHEAT_INIT_BUDGET_S, then
-    # returns while it goes on, and the first invoke waits for it (preheat.handler.budget).
+    # returns while it goes on, and the first invoke waits for it (preheat.serving.budget).
     LOAD = budget.load_in_init(
         _load,
         observer=obs,
@@ -90,7 +90,7 @@ def handler(event: Any, context: Any) -> Any:
     """Answer in the request's own form: preheat's, TF Serving's REST API, OIP, raw tensors.
 
     HTTP events (Function URL, API Gateway v1/v2) are routed by path, direct invocations
-    by the shape of their body (see preheat.handler.protocols and docs/protocols.md).
+    by the shape of their body (see preheat.serving.protocols and docs/protocols.md).
     """
     metrics.add_metric("Requests", "Count", 1)
     outcome = protocols.serve(SERVED or LOAD.get(context), event)

@@ -86,7 +86,7 @@ class Settings:
     # "lean" imports only what serving a SavedModel needs, falling back to "full" on failure.
     tf_import: Literal["lean", "full"] = c.DEFAULT_TF_IMPORT
     # Seconds from the start of INIT after which INIT returns while the load goes on in the
-    # background (0: off, INIT waits for the load); see preheat.handler.budget.
+    # background (0: off, INIT waits for the load); see preheat.serving.budget.
     init_budget_s: float = c.DEFAULT_INIT_BUDGET_S
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -14,7 +14,7 @@ HANDLERS = Path(__file__).resolve().parent.parent / "functional" / "handlers_pro
 
 def preheat(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "preheat.cli", "profile", *args],
+        [sys.executable, "-m", "preheat.tools.cli", "profile", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -18,7 +18,7 @@ MB = 1024 * 1024
 
 def preheat(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "preheat.cli", *args],
+        [sys.executable, "-m", "preheat.tools.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from preheat.bench.runner import Options, run
-from preheat.bench.summary import table
+from preheat.tools.bench.runner import Options, run
+from preheat.tools.bench.summary import table
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from preheat.bench.environments import packages, tensorflow_layer
-from preheat.bench.managed import interpreter
 from preheat.exceptions import ConfigurationError
+from preheat.tools.bench.environments import packages, tensorflow_layer
+from preheat.tools.bench.managed import interpreter
 from tests.fixtures.models import BuiltModel
 
 # Loads a local artifact through preheat in the lean environment and says what got imported.

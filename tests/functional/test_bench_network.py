@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from preheat.bench.network import ShapedNetwork, measure_mbit, namespaces
+from preheat.tools.bench.network import ShapedNetwork, measure_mbit, namespaces
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0,
@@ -44,7 +44,7 @@ def test_teardown_happens_when_the_body_raises() -> None:
 _AS_NOBODY = """
 import contextlib, json, sys
 from pathlib import Path
-from preheat.bench.runner import Options, _start_network
+from preheat.tools.bench.runner import Options, _start_network
 said = []
 with contextlib.ExitStack() as stack:
     opts = Options(model=Path(sys.argv[1]), network="lambda")

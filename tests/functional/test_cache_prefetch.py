@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from preheat.push import push
+from preheat.tools.push import push
 
 CHILD = r"""
 import sys, threading, orjson

@@ -21,8 +21,8 @@ import pytest
 from preheat import constants as c
 from preheat.artifact import manifest as mf
 from preheat.cache.disk import DiskCache, version_key
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from preheat.uri import parse
 from tests.fixtures.models import BuiltModel
 from tests.reliability.faultproxy import FaultProxy, Rule

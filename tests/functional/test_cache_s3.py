@@ -21,9 +21,9 @@ from preheat.exceptions import (
     IntegrityError,
     ManifestError,
 )
-from preheat.local.s3 import S3Server
-from preheat.push import push, set_alias
 from preheat.settings import Settings
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push, set_alias
 
 MB = 1024 * 1024
 SIZES = {"saved_model.pb": 300_000, "variables/variables.data-00000-of-00001": 3 * MB + 123}

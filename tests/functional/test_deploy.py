@@ -19,8 +19,8 @@ import pytest
 
 from preheat import constants as c
 from preheat.artifact import manifest as mf
-from preheat.deploy import Clients, DeployRequest, DeployResult, Waiting, deploy
-from preheat.local.s3 import S3Server
+from preheat.tools.deploy import Clients, DeployRequest, DeployResult, Waiting, deploy
+from preheat.tools.local.s3 import S3Server
 
 # moto warns (from its server thread) about the resource types its CloudFormation skips.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -281,8 +281,8 @@ def test_existing_bucket_is_used_not_owned_and_destroy_keeps_it(
     aws: Callable[[str], Any],
     runtime_layer_zip: Path,
 ) -> None:
-    from preheat.deploy import destroy
     from preheat.exceptions import DeployError
+    from preheat.tools.deploy import destroy
 
     stack, bucket = names
     aws("s3").create_bucket(Bucket=bucket)
@@ -318,7 +318,7 @@ def test_destroy_with_delete_bucket_empties_and_removes_it(
     aws: Callable[[str], Any],
     runtime_layer_zip: Path,
 ) -> None:
-    from preheat.deploy import destroy
+    from preheat.tools.deploy import destroy
 
     stack, bucket = names
     model = write_litert_artifact(tmp_path / "m", {"model.tflite": payload(11, CHUNK)})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from preheat.local.s3 import S3Server
+from preheat.tools.local.s3 import S3Server
 from tests.functional.test_deploy import (
     CHUNK,
     make_runtime_layer,
@@ -36,7 +36,7 @@ def preheat(server: S3Server, *args: str) -> subprocess.CompletedProcess[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "preheat.cli", *args],
+        [sys.executable, "-m", "preheat.tools.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
+from preheat.tools.emulator import Emulator, FunctionConfig, InvocationRecord
 
 Start = Callable[..., Emulator]
 Make = Callable[..., FunctionConfig]

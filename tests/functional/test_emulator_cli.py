@@ -43,7 +43,7 @@ def test_emulate_serves_until_interrupted_and_cleans_up(handlers_dir: Path, tmp_
         [
             sys.executable,
             "-m",
-            "preheat.cli",
+            "preheat.tools.cli",
             "emulate",
             "--json",
             "--port",
@@ -110,7 +110,7 @@ def test_emulate_serves_until_interrupted_and_cleans_up(handlers_dir: Path, tmp_
 )
 def test_emulate_refuses_bad_input_in_one_line(args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "preheat.cli", "emulate", "--port", "0", *args],
+        [sys.executable, "-m", "preheat.tools.cli", "emulate", "--port", "0", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -123,7 +123,7 @@ def test_emulate_refuses_bad_input_in_one_line(args: list[str], message: str) ->
 
 def test_emulate_help_explains_the_function_spec() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "preheat.cli", "emulate", "--help"],
+        [sys.executable, "-m", "preheat.tools.cli", "emulate", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -133,12 +133,12 @@ def test_emulate_help_explains_the_function_spec() -> None:
 
 
 def test_emulate_says_what_each_environment_runs_under(handlers_dir: Path, tmp_path: Path) -> None:
-    from preheat.emulator.cgroups import probe
+    from preheat.tools.emulator.cgroups import probe
 
     host = probe()
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "preheat.cli", "emulate", "--port", "0", "--quiet"),
+            *(sys.executable, "-m", "preheat.tools.cli", "emulate", "--port", "0", "--quiet"),
             *("--function", f"echo={handlers_dir}:echo.handler", "--memory", "1769"),
             *("--init-cpu", "burst", "--cpus", "0"),
         ],

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator import Emulator, FunctionConfig
 
 Start = Callable[..., Emulator]
 Make = Callable[..., FunctionConfig]

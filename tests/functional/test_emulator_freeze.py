@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from preheat.cli import emulate as emulate_cli
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.emulator.environment import Environment
-from preheat.emulator.logbuffer import LogBuffer
-from preheat.emulator.sandbox import Sandbox
-from preheat.local.s3 import S3Server, env_for
-from preheat.push import push
+from preheat.tools.cli import emulate as emulate_cli
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator.environment import Environment
+from preheat.tools.emulator.logbuffer import LogBuffer
+from preheat.tools.emulator.sandbox import Sandbox
+from preheat.tools.local.s3 import S3Server, env_for
+from preheat.tools.push import push
 from tests.fixtures.models import BuiltModel
 from tests.reliability.faultproxy import FaultProxy
 
@@ -367,7 +367,7 @@ def test_emulate_freezes_unless_told_not_to(
 
 def test_emulate_help_says_how_to_turn_freezing_off() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "preheat.cli", "emulate", "--help"],
+        [sys.executable, "-m", "preheat.tools.cli", "emulate", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig, InvocationRecord
-from preheat.emulator.errors import ApiError
-from preheat.emulator.opt import build_opt
-from preheat.emulator.versions import split_function_name
 from preheat.exceptions import ConfigurationError
+from preheat.tools.emulator import Emulator, FunctionConfig, InvocationRecord
+from preheat.tools.emulator.errors import ApiError
+from preheat.tools.emulator.opt import build_opt
+from preheat.tools.emulator.versions import split_function_name
 
 
 @pytest.mark.parametrize(

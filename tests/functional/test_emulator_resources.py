@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.emulator.cgroups import CGROUP_ROOT, PARENT_PREFIX, probe
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator.cgroups import CGROUP_ROOT, PARENT_PREFIX, probe
 
 Start = Callable[..., Emulator]
 Make = Callable[..., FunctionConfig]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.emulator.config import RESTORE_TIMEOUT_S
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator.config import RESTORE_TIMEOUT_S
 from tests.fixtures.emulator import ROOT, lambda_client
 
 Start = Callable[..., Emulator]
@@ -235,7 +235,7 @@ def test_the_cli_snapstarts_latest_and_refuses_python_311_in_one_line(
     handlers_dir: Path, python312: str, tmp_path: Path
 ) -> None:
     spec = f"snap={handlers_dir}:snap_hooks.handler"
-    base = [sys.executable, "-m", "preheat.cli", "emulate", "--port", "0", "--function", spec]
+    base = [sys.executable, "-m", "preheat.tools.cli", "emulate", "--port", "0", "--function", spec]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
 
     refused = subprocess.run(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator import Emulator, FunctionConfig
 from preheat.warm.engine import warm_target
 
 Start = Callable[..., Emulator]

@@ -18,9 +18,9 @@ from preheat.cache.engine_botocore import BotocoreEngine
 from preheat.cache.engine_obstore import ObstoreEngine, Refused
 from preheat.cache.retry import Retryable
 from preheat.cache.s3env import target_from
-from preheat.local.s3 import S3Server
-from preheat.push import push
 from preheat.settings import Settings
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 
 ROOT = Path(__file__).resolve().parents[2]
 

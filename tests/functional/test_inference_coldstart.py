@@ -22,10 +22,10 @@ import pytest
 
 from preheat.artifact.manifest import Manifest
 from preheat.cache.s3 import blob_key
-from preheat.handler import coldstart
-from preheat.handler.coldstart import ColdStart
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools import coldstart
+from preheat.tools.coldstart import ColdStart
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow

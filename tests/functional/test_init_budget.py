@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from preheat.artifact import manifest as mf
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.local.s3 import S3Server, env_for
-from preheat.push import push
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.local.s3 import S3Server, env_for
+from preheat.tools.push import push
 from tests.fixtures.models import BuiltModel
 from tests.fixtures.s3 import SIGNATURE
 from tests.fixtures.slowlink import SlowLink

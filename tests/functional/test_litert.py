@@ -16,8 +16,8 @@ from preheat.artifact import manifest as mf
 from preheat.exceptions import LoadError
 from preheat.runtimes import litert
 from preheat.runtimes import load as load_any
-from preheat.slim import samples as sampling
-from preheat.slim import slim
+from preheat.tools.slim import inputs as sampling
+from preheat.tools.slim import slim
 
 TOLERANCE = 1e-2  # fp16's default relative tolerance
 

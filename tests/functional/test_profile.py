@@ -1,4 +1,4 @@
-"""`preheat.profile` end to end through the emulator: a real cold start under -X importtime."""
+"""`preheat.tools.profile` end to end through the emulator: a real cold start under -X importtime."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import FunctionConfig
-from preheat.profile import chart, report
-from preheat.profile.run import cold_start
+from preheat.tools.emulator import FunctionConfig
+from preheat.tools.profile import chart, report
+from preheat.tools.profile.run import cold_start
 
 HANDLERS = Path(__file__).resolve().parent / "handlers_profile"
 

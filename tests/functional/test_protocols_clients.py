@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import requests
 
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.emulator.function_url import FunctionUrl
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator.function_url import FunctionUrl
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.emulator import lambda_client
 from tests.fixtures.models import BuiltModel, _describe
 
@@ -206,7 +206,7 @@ def test_the_url_maps_plain_and_error_answers_as_aws_does(served: Served) -> Non
 def test_six_224x224x3_images_fit_one_oip_binary_request(
     served: Served, image_model: BuiltModel
 ) -> None:
-    from preheat.bench.protocols import oip_binary, read_oip_binary
+    from preheat.tools.bench.protocols import oip_binary, read_oip_binary
 
     (spec,) = image_model.signature.inputs
     one = np.zeros((1, 224, 224, 3), dtype="float32")

@@ -12,7 +12,7 @@ import pytest
 from preheat.artifact import manifest as mf
 from preheat.cache.s3 import blob_key
 from preheat.exceptions import ConfigurationError, ManifestError, PushError
-from preheat.push import parse_dest, push
+from preheat.tools.push import parse_dest, push
 from tests.fixtures.s3 import random_files
 
 MB = 1024 * 1024

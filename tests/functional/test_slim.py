@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from preheat.artifact import manifest as mf
-from preheat.cli import main
 from preheat.exceptions import (
     ConfigurationError,
     ToleranceExceeded,
@@ -19,8 +18,9 @@ from preheat.exceptions import (
     UnsupportedModel,
 )
 from preheat.runtimes import litert
-from preheat.slim import DEFAULT_MAX_REL_ERROR, slim
-from preheat.slim import samples as sampling
+from preheat.tools.cli import main
+from preheat.tools.slim import DEFAULT_MAX_REL_ERROR, slim
+from preheat.tools.slim import inputs as sampling
 
 MODELS = ["dense_model", "cnn_model", "two_io_model", "two_signature_model", "string_vocab_model"]
 LITERT_MODELS = ["dense_model", "cnn_model", "two_io_model", "two_signature_model"]

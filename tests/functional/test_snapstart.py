@@ -25,12 +25,12 @@ from awslambdaric import lambda_runtime_hooks_runner as runner
 from preheat.cache import client, memory
 from preheat.cache.engine_obstore import ObstoreEngine
 from preheat.exceptions import IntegrityError
-from preheat.handler import observe, snapstart
 from preheat.loader import load_model
-from preheat.local.s3 import S3Server
-from preheat.push import push, set_alias
 from preheat.runtimes.base import Model
+from preheat.serving import observe, snapstart
 from preheat.settings import Settings
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push, set_alias
 from preheat.warm.state import state
 from tests.fixtures.models import BuiltModel
 from tests.reliability.faultproxy import FaultProxy, Rule
@@ -410,7 +410,7 @@ import logging, sys
 sys.modules["snapshot_restore_py"] = None  # as in an image that does not carry it
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s %(message)s")
 from preheat.warm.state import state
-from preheat.handler import observe, snapstart
+from preheat.serving import observe, snapstart
 hooks = snapstart.register(lambda: None, lambda m: None, observe.build(env={}))
 print("registered:", hooks)
 """

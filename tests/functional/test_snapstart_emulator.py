@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.local.s3 import S3Server
-from preheat.push import push, set_alias
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push, set_alias
 from tests.fixtures.models import BuiltModel
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ def test_the_inference_function_swaps_in_a_moved_alias_after_a_restore(
     python312_litert: str,
     tmp_path: Path,
 ) -> None:
-    from preheat.slim import slim
+    from preheat.tools.slim import slim
 
     art = tmp_path / "dense-litert"
     slim(dense_model.path, art, runtime="litert", precision="fp32", name="dense", version="1")

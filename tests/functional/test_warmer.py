@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator import Emulator, FunctionConfig
 from preheat.warm.engine import NOT_FOUND, THROTTLED, Target, warm_all, warm_target
 
 HANDLERS = Path(__file__).resolve().parent / "handlers_warm"

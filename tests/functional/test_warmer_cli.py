@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from preheat.emulator import Emulator, FunctionConfig
+from preheat.tools.emulator import Emulator, FunctionConfig
 
 HANDLERS = Path(__file__).resolve().parent / "handlers_warm"
 
@@ -44,7 +44,7 @@ def prewarm(emu: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
     return subprocess.run(
-        [sys.executable, "-m", "preheat.cli", "prewarm", *args],
+        [sys.executable, "-m", "preheat.tools.cli", "prewarm", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -13,8 +13,8 @@ import pytest
 
 from preheat import constants as c
 from preheat.artifact.manifest import Manifest
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.s3 import write_artifact
 from tests.reliability.faultproxy import FaultProxy
 

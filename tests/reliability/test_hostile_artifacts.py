@@ -20,8 +20,8 @@ from preheat.artifact import manifest as mf
 from preheat.cache import resolve
 from preheat.cache.client import make_client
 from preheat.exceptions import ManifestError, PreheatError, UnsafePathError
-from preheat.layer import zipsafe
 from preheat.settings import Settings
+from preheat.tools.layer import zipsafe
 from tests.reliability.conftest import (
     BUCKET,
     PREFIX,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from preheat import constants as c
-from preheat.handler import coldstart
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools import coldstart
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.models import BuiltModel
 from tests.reliability.conftest import BUCKET, PREFIX, env_for
 from tests.reliability.faultproxy import FaultProxy, Rule

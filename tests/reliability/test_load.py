@@ -23,9 +23,9 @@ import orjson
 import pytest
 
 from preheat import constants as c
-from preheat.emulator import Emulator, FunctionConfig
-from preheat.local.s3 import S3Server
-from preheat.push import push
+from preheat.tools.emulator import Emulator, FunctionConfig
+from preheat.tools.local.s3 import S3Server
+from preheat.tools.push import push
 from tests.fixtures.emulator import lambda_client
 from tests.fixtures.models import BuiltModel
 from tests.reliability.conftest import BUCKET, PREFIX

@@ -23,8 +23,8 @@ from preheat.cache import resolve
 from preheat.cache.client import make_client
 from preheat.cache.disk import DiskCache
 from preheat.exceptions import CacheFullError
-from preheat.local.s3 import S3Server
 from preheat.settings import Settings
+from preheat.tools.local.s3 import S3Server
 from tests.reliability.conftest import (
     BUCKET,
     CHUNK,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from preheat import assets
-from preheat.cli._common import OPTIONAL, need
 from preheat.exceptions import AssetMissing, MissingExtra
+from preheat.tools import assets
+from preheat.tools.cli._common import OPTIONAL, need
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_a_verb_missing_its_extra_stops_with_one_line() -> None:
     # sys.modules[name] = None makes the import system report the package as absent.
     code = (
         "import sys; sys.modules['awslambdaric'] = None\n"
-        "from preheat.cli import main\n"
+        "from preheat.tools.cli import main\n"
         "sys.exit(main(['emulate', '--function', 'echo=.:app.handler']))\n"
     )
     proc = subprocess.run(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preheat.bench.chart import draw, phase_stack
-from preheat.bench.summary import result_dict
+from preheat.tools.bench.chart import draw, phase_stack
+from preheat.tools.bench.summary import result_dict
 from tests.unit.test_bench_summary import _result
 
 

@@ -9,13 +9,13 @@ import orjson
 import pytest
 
 from preheat import constants as c
-from preheat.bench import initlimit, logs
-from preheat.bench.records import BenchResult, ColdStart, NetworkInfo, StrategyRun
-from preheat.bench.runner import FUNCTION_TIMEOUT_S, Options, _configs
-from preheat.bench.strategies import Deployment
-from preheat.bench.summary import result_dict, table
-from preheat.cli import bench as bench_cli
 from preheat.exceptions import ConfigurationError
+from preheat.tools.bench import initlimit, logs
+from preheat.tools.bench.records import BenchResult, ColdStart, NetworkInfo, StrategyRun
+from preheat.tools.bench.runner import FUNCTION_TIMEOUT_S, Options, _configs
+from preheat.tools.bench.strategies import Deployment
+from preheat.tools.bench.summary import result_dict, table
+from preheat.tools.cli import bench as bench_cli
 
 
 @pytest.fixture

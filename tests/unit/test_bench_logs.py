@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from preheat.bench.logs import bytes_by_tier, decode_tail, parse, phases_ms
+from preheat.tools.bench.logs import bytes_by_tier, decode_tail, parse, phases_ms
 
 TAIL = "\n".join(
     [

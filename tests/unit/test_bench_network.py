@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from preheat.bench.network import NetworkSetupError, pick_subnet, tbf_burst_bytes
+from preheat.tools.bench.network import NetworkSetupError, pick_subnet, tbf_burst_bytes
 
 
 def test_pick_subnet_skips_networks_in_use() -> None:
@@ -27,7 +27,7 @@ def test_tbf_bucket_scales_with_rate_but_holds_a_gso_packet() -> None:
 
 
 def test_a_missing_tool_is_a_failed_step_not_a_crash() -> None:
-    from preheat.bench.network import _run
+    from preheat.tools.bench.network import _run
 
     res = _run(["preheat-no-such-tool-here"])
     assert res.returncode == 127 and "FileNotFoundError" in res.stderr

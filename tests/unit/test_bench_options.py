@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from preheat.bench import strategies
-from preheat.bench.runner import Options
-from preheat.cli import main
 from preheat.exceptions import ConfigurationError
+from preheat.tools.bench import strategies
+from preheat.tools.bench.runner import Options
+from preheat.tools.cli import main
 
 
 @pytest.fixture
@@ -69,4 +69,4 @@ def test_a_strategy_with_a_missing_part_says_what_it_needs() -> None:
     assert strategies._missing("preheat.not_built_yet", "preheat frobnicate") == (
         "needs preheat frobnicate (preheat.not_built_yet is not installed in this preheat)"
     )
-    assert strategies._missing("preheat.bench", "the bench") is None
+    assert strategies._missing("preheat.tools.bench", "the bench") is None

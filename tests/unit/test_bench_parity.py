@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 
 from preheat.artifact.manifest import Signature, TensorSpec
-from preheat.bench.parity import compare, constant_outputs, from_json, request_inputs, to_json
+from preheat.tools.bench.parity import compare, constant_outputs, from_json, request_inputs, to_json
 
 SIG = Signature(
     "serving_default",

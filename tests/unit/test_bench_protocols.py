@@ -8,15 +8,16 @@ import base64
 import numpy as np
 import orjson
 
-from preheat.bench.logs import predictions
-from preheat.bench.protocols import (
+from preheat.serving.protocols import oip, tensors
+from preheat.tools.bench.logs import predictions
+from preheat.tools.bench.protocols import (
     agrees,
     oip_binary,
     read_oip_binary,
     read_tf_serving,
     tf_serving,
 )
-from preheat.bench.records import (
+from preheat.tools.bench.records import (
     BenchResult,
     ColdStart,
     NetworkInfo,
@@ -24,8 +25,7 @@ from preheat.bench.records import (
     ProtocolRun,
     StrategyRun,
 )
-from preheat.bench.summary import result_dict, summarize, table
-from preheat.handler.protocols import oip, tensors
+from preheat.tools.bench.summary import result_dict, summarize, table
 
 EXACT = Parity(0.0, 0.0, 1.0, True, 2)
 X = np.arange(6, dtype="float32").reshape(1, 2, 3) / 256

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from preheat.bench.stats import median, median_by_key, percentile, ratio
+from preheat.tools.bench.stats import median, median_by_key, percentile, ratio
 
 
 def test_percentile_interpolates_between_ranks() -> None:

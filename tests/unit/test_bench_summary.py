@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from preheat.bench.records import (
+from preheat.tools.bench.records import (
     BenchResult,
     Burst,
     BurstEnvironment,
@@ -13,7 +13,7 @@ from preheat.bench.records import (
     Parity,
     StrategyRun,
 )
-from preheat.bench.summary import result_dict, summarize, table, worst_parity
+from preheat.tools.bench.summary import result_dict, summarize, table, worst_parity
 
 EXACT = Parity(0.0, 0.0, 1.0, True, 4)
 

@@ -15,10 +15,10 @@ import pytest
 
 from preheat import constants as c
 from preheat.artifact import manifest as mf
-from preheat.deploy import Clients, DeployRequest, Waiting, build, deploy, plan
-from preheat.deploy.remote import Observed, StackState
-from preheat.deploy.stack import apply
 from preheat.exceptions import ConfigurationError, DeployError, LayerTooLarge
+from preheat.tools.deploy import Clients, DeployRequest, Waiting, build, deploy, plan
+from preheat.tools.deploy.remote import Observed, StackState
+from preheat.tools.deploy.stack import apply
 
 SIGNATURE = mf.Signature(
     key="serving_default",
@@ -433,7 +433,7 @@ def test_waiting_is_bounded() -> None:
 def test_destroy_refuses_without_a_terminal_or_yes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from preheat.cli import main
+    from preheat.tools.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["destroy", "--stack", "demo"]) == 2

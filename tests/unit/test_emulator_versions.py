@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from preheat.emulator.config import FunctionConfig
-from preheat.emulator.control_plane import ControlPlane, alias_configuration
-from preheat.emulator.errors import ApiError
-from preheat.emulator.versions import (
+from preheat.tools.emulator.config import FunctionConfig
+from preheat.tools.emulator.control_plane import ControlPlane, alias_configuration
+from preheat.tools.emulator.errors import ApiError
+from preheat.tools.emulator.versions import (
     LATEST,
     Alias,
     FunctionVersions,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from preheat.exceptions import BadRequest
-from preheat.handler import events, responses
+from preheat.serving import events, responses
 
 INPUTS = {"x": [[1.0, 2.0, 3.0, 4.0]]}
 

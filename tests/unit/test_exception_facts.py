@@ -6,7 +6,7 @@ import pytest
 
 from preheat import constants as c
 from preheat.exceptions import LayerTooLarge, ToleranceExceeded
-from preheat.layer import check_limits, runtime
+from preheat.tools.layer import check_limits, runtime_layer
 from tests.unit.test_layer_limits import MIB, _layer
 
 
@@ -27,7 +27,7 @@ def test_too_many_layers_carry_the_count_and_the_limit() -> None:
 
 def test_a_tensorflow_runtime_layer_is_refused_with_the_limit() -> None:
     with pytest.raises(LayerTooLarge) as err:
-        runtime.plan("tensorflow", python="3.12", arch="x86_64")
+        runtime_layer.plan("tensorflow", python="3.12", arch="x86_64")
     assert err.value.limit == c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES
     assert err.value.size > err.value.limit
 

@@ -13,7 +13,7 @@ import pytest
 
 from preheat import constants as c
 from preheat.exceptions import ConfigurationError, LoadError, ModelNotReady
-from preheat.handler import budget
+from preheat.serving import budget
 from preheat.settings import Settings
 from preheat.warm import warm_handler
 from preheat.warm.state import EnvironmentState

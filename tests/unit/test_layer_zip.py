@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from preheat.exceptions import LayerTooLarge, UnsafePathError
-from preheat.layer import repro, zipsafe
+from preheat.tools.layer import repro, zipsafe
 
 
 def _tree(root: Path) -> Path:

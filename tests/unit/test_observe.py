@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from preheat.handler import observe
+from preheat.serving import observe
 
 ON_LAMBDA_WITH_XRAY = {
     "LAMBDA_TASK_ROOT": "/var/task",
@@ -29,7 +29,7 @@ def test_without_tracing_the_xray_sdk_is_never_imported() -> None:
 
     code = (
         "import sys\n"
-        "from preheat.handler import observe\n"
+        "from preheat.serving import observe\n"
         "obs = observe.build('svc', {})\n"
         "@obs.tracer.capture_method\n"
         "def f(x):\n"

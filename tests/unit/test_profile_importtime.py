@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preheat.profile import importtime as it
+from preheat.tools.profile import importtime as it
 
 
 def importtime_lines(code: str, cwd: Path | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from preheat.artifact.manifest import Manifest, Signature, TensorSpec
-from preheat.handler.protocols import Served, serve
+from preheat.serving.protocols import Served, serve
 
 MAIN = Signature(
     "serving_default",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from preheat.exceptions import ConfigurationError
-from preheat.slim import parity
+from preheat.tools.slim import parity
 
 
 def _out(**arrays: np.ndarray) -> dict[str, list[dict[str, np.ndarray]]]:

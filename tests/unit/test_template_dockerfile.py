@@ -81,7 +81,7 @@ def test_cmd_names_a_handler_that_exists() -> None:
 def test_the_image_drops_exactly_what_tensorflow_pulls_in_for_keras() -> None:
     """The lean image's uninstall list is what the user's TensorFlow environment has and the
     lean one (TensorFlow without keras, plus preheat's runtime) does not."""
-    from preheat.bench.environments import LEAN_EXCLUDES, closure
+    from preheat.tools.bench.environments import LEAN_EXCLUDES, closure
 
     with_keras = set(closure(["tensorflow-cpu"]))
     without = set(closure(["tensorflow-cpu"], LEAN_EXCLUDES))

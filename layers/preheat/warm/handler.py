@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, overload
 
 from preheat import constants as c
-from preheat.handler import budget
+from preheat.serving import budget
 from preheat.settings import Settings
 from preheat.warm import ping
 from preheat.warm.state import EnvironmentState
@@ -19,7 +19,7 @@ Handler = Callable[[Any, Any], R]
 
 
 class Load(Protocol):
-    """The model load as a ping sees it (preheat.handler.budget.InitLoad)."""
+    """The model load as a ping sees it (preheat.serving.budget.InitLoad)."""
 
     @property
     def loading(self) -> bool: ...

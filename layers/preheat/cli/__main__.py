@@ -1,5 +1,0 @@
-import sys
-
-from preheat.cli import main
-
-sys.exit(main())

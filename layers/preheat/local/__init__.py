@@ -1,5 +1,0 @@
-"""Local stand-ins for AWS services, for the demo, the benchmark and the tests."""
-
-from preheat.local.s3 import S3Server
-
-__all__ = ["S3Server"]

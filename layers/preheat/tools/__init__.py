@@ -1,0 +1,1 @@
+"""Operator tools: what runs on a laptop or in CI, never inside Lambda."""

@@ -1,0 +1,5 @@
+import sys
+
+from preheat.tools.cli import main
+
+sys.exit(main())
