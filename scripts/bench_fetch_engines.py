@@ -29,7 +29,7 @@ import orjson
 
 from fetch_engines import ENGINES, PACKAGES
 from preheat.tools.bench.network import NetworkSetupError, ShapedNetwork
-from preheat.tools.bench.s3 import S3Process
+from preheat.tools.local.s3 import S3Process
 from preheat.tools.push import push
 from preheat.tools.sample_models import make_sample_model
 

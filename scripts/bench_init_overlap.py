@@ -26,7 +26,7 @@ from typing import Any
 
 from preheat.tools import coldstart
 from preheat.tools.bench.network import NetworkSetupError, ShapedNetwork
-from preheat.tools.bench.s3 import S3Process
+from preheat.tools.local.s3 import S3Process
 from preheat.tools.push import push
 from preheat.tools.sample_models import KINDS, make_sample_model
 

@@ -115,7 +115,25 @@ class CacheFullError(PreheatError):
 
 
 class LoadError(PreheatError):
-    """A runtime could not build a model from an artifact."""
+    """A runtime could not build a model from an artifact.
+
+    `model` is the artifact's NAME/VERSION, `runtime` the runtime that tried ("tensorflow",
+    "litert"), `stage` what failed: "load", "signature" (the artifact and its manifest
+    disagree) or "warm-up".
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        runtime: str | None = None,
+        stage: str = "load",
+    ) -> None:
+        self.model = model
+        self.runtime = runtime
+        self.stage = stage
+        super().__init__(message)
 
 
 class ModelNotReady(PreheatError):
@@ -175,8 +193,28 @@ class LayerBuildError(PreheatError):
     """A layer could not be built, or the built layer failed its own checks (smoke import)."""
 
 
+class ToolProcessError(PreheatError):
+    """A helper process a tool starts (a local server, a reference run, pip) failed."""
+
+    def __init__(self, what: str, reason: str, returncode: int | None = None) -> None:
+        self.what = what
+        self.reason = reason
+        self.returncode = returncode
+        code = f" (exit code {returncode})" if returncode is not None else ""
+        super().__init__(f"{what} failed{code}: {reason}")
+
+
 class DeployError(PreheatError):
-    """A deploy step failed; the message names the resource and the reason."""
+    """A deploy step failed; the message names the resource and the reason.
+
+    `resource` is what the step acted on (a stack, a bucket, a layer, a file), `code` AWS's
+    error code when AWS refused.
+    """
+
+    def __init__(self, message: str, *, resource: str | None = None, code: str | None = None):
+        self.resource = resource
+        self.code = code
+        super().__init__(message)
 
 
 def first_line(exc: BaseException) -> str:

@@ -127,8 +127,13 @@ def test_the_runtime_never_imports_tensorflow(two_io_artifact: Path) -> None:
 
 def test_broken_artifacts_fail_with_load_error(two_io_artifact: Path, tmp_path: Path) -> None:
     manifest = mf.read(two_io_artifact)
-    with pytest.raises(LoadError, match="exactly one"):
+    with pytest.raises(LoadError, match="exactly one") as err:
         litert.load(tmp_path, manifest.with_(files=()))
+    assert (err.value.model, err.value.runtime, err.value.stage) == (
+        f"{manifest.name}/{manifest.version}",
+        "litert",
+        "load",
+    )
     (tmp_path / "model.tflite").write_bytes(b"not a flatbuffer at all")
     with pytest.raises(LoadError, match="cannot read"):
         litert.load(tmp_path, manifest)
@@ -139,5 +144,6 @@ def test_broken_artifacts_fail_with_load_error(two_io_artifact: Path, tmp_path: 
             outputs=manifest.signature.outputs,
         )
     )
-    with pytest.raises(LoadError, match="lacks inputs"):
+    with pytest.raises(LoadError, match="lacks inputs") as err:
         litert.load(two_io_artifact, renamed)
+    assert err.value.stage == "signature"

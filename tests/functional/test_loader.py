@@ -117,8 +117,9 @@ def test_a_signature_the_model_lacks_is_a_load_error(
     bogus = manifest.with_(signature=manifest.signature.__class__("missing", (), ()))
     with pytest.raises(
         LoadError, match=r"no signature 'missing' \(it has embed, serving_default\)"
-    ):
+    ) as err:
         runtime_load(two_signature_model.path, bogus)
+    assert (err.value.runtime, err.value.stage) == ("tensorflow", "signature")
 
 
 def test_string_model_reads_its_vocabulary_from_the_copied_asset(

@@ -296,8 +296,9 @@ def test_plan_refuses_a_stack_it_cannot_update(
 ) -> None:
     desired = build(request(artifact, layer_zip).validated(), work_dir=tmp_path / "w")
     observed = observed_for(desired, bucket_exists=True, stack=StackState("demo", status, {}, ""))
-    with pytest.raises(DeployError, match=words):
+    with pytest.raises(DeployError, match=words) as err:
         plan(desired, observed)
+    assert err.value.resource == desired.request.stack
 
 
 def test_existing_bucket_is_not_created_by_the_stack(
@@ -390,6 +391,7 @@ def test_a_failed_update_names_the_resource_and_its_reason() -> None:
         )
     message = str(info.value)
     assert "UPDATE_ROLLBACK_COMPLETE" in message
+    assert info.value.resource == "demo"
     assert "InferenceFunction (AWS::Lambda::Function)" in message
     assert "262144000 bytes" in message
 

@@ -37,3 +37,11 @@ def test_tolerance_exceeded_keeps_the_message_and_the_report() -> None:
     err = ToleranceExceeded("LiteRT fp16 misses the tolerance", precision="fp16", report=report)
     assert str(err) == "LiteRT fp16 misses the tolerance"
     assert err.precision == "fp16" and err.report == report
+
+
+def test_a_helper_process_failure_carries_what_why_and_the_exit_code() -> None:
+    from preheat.exceptions import ToolProcessError
+
+    err = ToolProcessError("the S3 server", "it exited at start", 3)
+    assert (err.what, err.reason, err.returncode) == ("the S3 server", "it exited at start", 3)
+    assert str(err) == "the S3 server failed (exit code 3): it exited at start"

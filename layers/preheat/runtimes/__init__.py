@@ -78,7 +78,10 @@ def warm_up(model: Model) -> None:
         m = model.manifest
         raise LoadError(
             f"the warm-up inference of {m.name}/{m.version} failed: {first_line(exc)}; "
-            "set PREHEAT_WARMUP=0 to skip it"
+            "set PREHEAT_WARMUP=0 to skip it",
+            model=f"{m.name}/{m.version}",
+            runtime=m.runtime,
+            stage="warm-up",
         ) from exc
 
 

@@ -33,7 +33,10 @@ class LiteRTModel:
             if len(runners) != 1:
                 raise LoadError(
                     f"model {manifest.name}/{manifest.version}: LiteRT model has signatures "
-                    f"{sorted(runners)}, not {key!r}; re-create it with `preheat slim`"
+                    f"{sorted(runners)}, not {key!r}; re-create it with `preheat slim`",
+                    model=f"{manifest.name}/{manifest.version}",
+                    runtime="litert",
+                    stage="signature",
                 )
             key = next(iter(runners))
         self._runner = interpreter.get_signature_runner(key)
@@ -43,7 +46,10 @@ class LiteRTModel:
         if missing:
             raise LoadError(
                 f"model {manifest.name}/{manifest.version}: LiteRT model lacks inputs "
-                f"{sorted(missing)} that its manifest lists; re-create it with `preheat slim`"
+                f"{sorted(missing)} that its manifest lists; re-create it with `preheat slim`",
+                model=f"{manifest.name}/{manifest.version}",
+                runtime="litert",
+                stage="signature",
             )
         # One interpreter holds one set of tensors: calls must not interleave.
         self._lock = threading.Lock()
@@ -73,7 +79,9 @@ def model_file(directory: Path, manifest: Manifest) -> Path:
     if len(names) != 1:
         raise LoadError(
             f"model {manifest.name}/{manifest.version}: a litert artifact holds exactly one "
-            f".tflite file, this one lists {len(names)}; re-create it with `preheat slim`"
+            f".tflite file, this one lists {len(names)}; re-create it with `preheat slim`",
+            model=f"{manifest.name}/{manifest.version}",
+            runtime="litert",
         )
     return directory / names[0]
 
@@ -87,7 +95,9 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> LiteRTM
         interpreter = Interpreter(model_path=str(path))
     except (ValueError, RuntimeError) as exc:
         raise LoadError(
-            f"model {manifest.name}/{manifest.version}: LiteRT cannot read {path.name}: {exc}"
+            f"model {manifest.name}/{manifest.version}: LiteRT cannot read {path.name}: {exc}",
+            model=f"{manifest.name}/{manifest.version}",
+            runtime="litert",
         ) from exc
     model = LiteRTModel(interpreter, manifest)
     if warmup:

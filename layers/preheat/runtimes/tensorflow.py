@@ -172,6 +172,7 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> TensorF
     so the first request pays no allocation or first-call cost.
     """
     key = manifest.signature.key
+    label = f"{manifest.name}/{manifest.version}"
     try:
         loaded, api = _load_lean_or_full(directory, manifest)
     except Exception as exc:  # TensorFlow raises many types; the user needs one line
@@ -179,24 +180,34 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> TensorF
             raise LoadError(
                 f"SavedModel {manifest.name}/{manifest.version} needs Keras to load "
                 f"({first_line(exc)}); build the container image with "
-                "--build-arg WITH_KERAS=true, or `pip install keras` in a zip or venv"
+                "--build-arg WITH_KERAS=true, or `pip install keras` in a zip or venv",
+                model=label,
+                runtime="tensorflow",
             ) from exc
         raise LoadError(
             f"TensorFlow could not load the SavedModel in {directory}: {first_line(exc)}; "
-            "check that the artifact was pushed from a SavedModel directory"
+            "check that the artifact was pushed from a SavedModel directory",
+            model=label,
+            runtime="tensorflow",
         ) from exc
     sigs = dict(loaded.signatures)
     if key not in sigs:
         raise LoadError(
             f"SavedModel {manifest.name}/{manifest.version} has no signature {key!r} "
-            f"(it has {', '.join(sorted(sigs)) or 'none'}); re-push it or fix the manifest"
+            f"(it has {', '.join(sorted(sigs)) or 'none'}); re-push it or fix the manifest",
+            model=label,
+            runtime="tensorflow",
+            stage="signature",
         )
     fn = sigs[key]
     actual = signature_of(key, fn)
     if not _same_io(actual, manifest.signature):
         raise LoadError(
             f"signature {key!r} of {manifest.name}/{manifest.version} does not match its "
-            "manifest (inputs or outputs differ); re-push the artifact"
+            "manifest (inputs or outputs differ); re-push the artifact",
+            model=label,
+            runtime="tensorflow",
+            stage="signature",
         )
     model = TensorFlowModel(loaded, fn, manifest, directory, api)
     if warmup:

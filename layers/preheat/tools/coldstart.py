@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preheat.exceptions import PreheatError
+from preheat.exceptions import ToolProcessError
 
 RESULT_PREFIX = "PREHEAT-COLDSTART "
 
@@ -139,9 +139,10 @@ def run(
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if not lines:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise PreheatError(
-            f"the inference function's process exited with {proc.returncode} before "
-            f"reporting: {tail[0]}"
+        raise ToolProcessError(
+            "the inference function's process",
+            f"it ended before reporting: {tail[0]}",
+            proc.returncode,
         )
     output = json.loads(lines[-1][len(RESULT_PREFIX) :])
     return ColdStart(proc.returncode, output, proc.stdout, proc.stderr, wall)

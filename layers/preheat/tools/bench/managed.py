@@ -17,7 +17,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from preheat.exceptions import PreheatError
+from preheat.exceptions import ConfigurationError, ToolProcessError
 
 # What Lambda's python runtime has on its path besides the standard library.
 PROVIDED = (
@@ -82,9 +82,10 @@ def install_provided(version: str, cache: Path | None = None) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise PreheatError(
-            f"could not install Lambda's runtime client for Python {version}: "
-            f"{(lines or ['pip failed'])[-1][:300]}"
+        raise ToolProcessError(
+            f"installing Lambda's runtime client for Python {version}",
+            (lines or ["pip failed"])[-1][:300],
+            proc.returncode,
         )
     (target / ".complete").touch()
     return target
@@ -106,9 +107,8 @@ def interpreter(workdir: Path, version: str | None = None) -> Path:
     else:
         found = find_interpreter(version)
         if found is None:
-            raise PreheatError(
-                f"the layers target Python {version}, which is not installed here; "
-                f"install python{version} to run this strategy"
+            raise ConfigurationError(
+                "python", version, f"install python{version} to run this strategy's layers"
             )
         base, provided = found, install_provided(version)
     script = workdir / f"lambda-python{version}"

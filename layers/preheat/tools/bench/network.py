@@ -175,6 +175,13 @@ class ShapedNetwork:
     ) -> None:
         self.close()
 
+    @property
+    def address(self) -> str:
+        """The namespace's end of the link: what the host reaches through the shaped link."""
+        if self.link is None:
+            raise RuntimeError("the shaped network is not up; use it as a context manager")
+        return self.link.ns_ip
+
     def popen(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
         """Start `argv` inside the namespace; it is stopped when the network closes."""
         proc = subprocess.Popen(["ip", "netns", "exec", self._ns, *argv], **kw)

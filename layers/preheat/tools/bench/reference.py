@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preheat.exceptions import PreheatError
+from preheat.exceptions import ToolProcessError
 from preheat.tools.bench.parity import Inputs, Outputs
 
 
@@ -62,8 +62,10 @@ def compute(
         )
         if res.returncode != 0:
             lines = res.stderr.strip().splitlines()
-            raise PreheatError(
-                f"could not compute the source model's outputs: {lines[-1] if lines else '?'}"
+            raise ToolProcessError(
+                "computing the source model's outputs",
+                lines[-1] if lines else "no output",
+                res.returncode,
             )
         return _load(dst)
 

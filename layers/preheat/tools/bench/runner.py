@@ -452,9 +452,9 @@ def _prepare(
 def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
     """Measure every chosen strategy; write the JSON and the chart into `opts.out`."""
     from preheat.tools.bench import chart
-    from preheat.tools.bench.s3 import S3Process
     from preheat.tools.bench.summary import result_dict
     from preheat.tools.emulator import Emulator
+    from preheat.tools.local.s3 import S3Process
     from preheat.tools.push import prepare as describe
 
     chosen = registry.parse(opts.strategies)

@@ -66,13 +66,16 @@ def destroy(
     cf = clients.cloudformation
     state = read_stack(cf, stack)
     if state is None:
-        raise DeployError(f"stack {stack} does not exist (check --stack and --region)")
+        raise DeployError(
+            f"stack {stack} does not exist (check --stack and --region)", resource=stack
+        )
     bucket = state.parameters.get("BucketName") or None
     owned = state.parameters.get("CreateBucket") == "true"
     if delete_bucket and bucket and not owned:
         raise DeployError(
             f"bucket {bucket} was not created by stack {stack}; it may hold other data, so "
-            "preheat leaves it: delete it yourself if you mean to"
+            "preheat leaves it: delete it yourself if you mean to",
+            resource=bucket,
         )
     say(f"deleting stack {stack}")
     aws_call(f"deleting stack {stack}", lambda: cf.delete_stack(StackName=stack))
@@ -83,12 +86,16 @@ def destroy(
         except ClientError as exc:
             if error_code(exc) == "ValidationError":
                 return "DELETE_COMPLETE"
-            raise DeployError(f"reading stack {stack}: {exc}") from exc
+            raise DeployError(
+                f"reading stack {stack}: {exc}", resource=stack, code=error_code(exc) or None
+            ) from exc
         return str(found[0]["StackStatus"]) if found else "DELETE_COMPLETE"
 
     final = _poll(f"stack {stack}", status, lambda s: not s.endswith("_IN_PROGRESS"), waiting, say)
     if final != "DELETE_COMPLETE":
-        raise DeployError(f"stack {stack} ended {final}: see its events in CloudFormation")
+        raise DeployError(
+            f"stack {stack} ended {final}: see its events in CloudFormation", resource=stack
+        )
     objects = 0
     bucket_deleted = False
     if delete_bucket and bucket:

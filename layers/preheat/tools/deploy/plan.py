@@ -118,7 +118,8 @@ def plan(desired: Desired, observed: Observed) -> Plan:
         and stack.status != "REVIEW_IN_PROGRESS"
     ):
         raise DeployError(
-            f"stack {req.stack} is {stack.status}: wait for it to finish, then deploy again"
+            f"stack {req.stack} is {stack.status}: wait for it to finish, then deploy again",
+            resource=req.stack,
         )
     if stack is not None and stack.status in {
         "ROLLBACK_COMPLETE",
@@ -127,7 +128,8 @@ def plan(desired: Desired, observed: Observed) -> Plan:
     }:
         raise DeployError(
             f"stack {req.stack} is {stack.status} and cannot be updated: remove it with "
-            f"`preheat destroy --stack {req.stack}` and deploy again"
+            f"`preheat destroy --stack {req.stack}` and deploy again",
+            resource=req.stack,
         )
     creating = stack is None or stack.status == "REVIEW_IN_PROGRESS"
     if creating:
@@ -138,12 +140,14 @@ def plan(desired: Desired, observed: Observed) -> Plan:
         if create_bucket and not observed.bucket_exists:
             raise DeployError(
                 f"stack {req.stack} owns bucket {req.bucket} but the bucket is gone: "
-                f"remove the stack with `preheat destroy --stack {req.stack}` and deploy again"
+                f"remove the stack with `preheat destroy --stack {req.stack}` and deploy again",
+                resource=req.bucket,
             )
         if stack.parameters.get("BucketName", req.bucket) != req.bucket:
             raise DeployError(
                 f"stack {req.stack} uses bucket {stack.parameters['BucketName']}, not "
-                f"{req.bucket}: pass --bucket {stack.parameters['BucketName']}"
+                f"{req.bucket}: pass --bucket {stack.parameters['BucketName']}",
+                resource=req.stack,
             )
     create_bucket_stack = creating and create_bucket
 

@@ -91,9 +91,10 @@ def aws_call(what: str, fn: Callable[[], Any]) -> Any:
         return fn()
     except ClientError as exc:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
-        raise DeployError(f"{what}: {error_code(exc) or 'refused'}: {message}") from exc
+        code = error_code(exc) or None
+        raise DeployError(f"{what}: {code or 'refused'}: {message}", code=code) from exc
     except BotoCoreError as exc:
-        raise DeployError(f"{what}: {exc}") from exc
+        raise DeployError(f"{what}: {exc}", resource=what) from exc
 
 
 @dataclass
@@ -129,7 +130,9 @@ def read_stack(cf: Any, name: str) -> StackState | None:
     except ClientError as exc:
         if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
             return None
-        raise DeployError(f"reading stack {name}: {exc}") from exc
+        raise DeployError(
+            f"reading stack {name}: {exc}", resource=name, code=error_code(exc) or None
+        ) from exc
     if not stacks or stacks[0]["StackStatus"] == "DELETE_COMPLETE":
         return None
     s = stacks[0]
@@ -173,7 +176,9 @@ def layer_versions(lam: Any, name: str) -> dict[str, str]:
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return found
-            raise DeployError(f"listing layer {name}: {exc}") from exc
+            raise DeployError(
+                f"listing layer {name}: {exc}", resource=name, code=error_code(exc) or None
+            ) from exc
         for v in page.get("LayerVersions", []):
             desc = v.get("Description", "")
             if desc.startswith("preheat sha256:"):
@@ -196,7 +201,9 @@ def observe(desired: Desired, clients: Clients) -> Observed:
         if not _missing(exc):
             raise DeployError(
                 f"bucket {req.bucket}: {error_code(exc)}: it may belong to another account; "
-                "bucket names are global, pick another --bucket"
+                "bucket names are global, pick another --bucket",
+                resource=req.bucket,
+                code=error_code(exc) or None,
             ) from exc
         bucket_exists = False
     stack = read_stack(clients.cloudformation, req.stack)
@@ -214,6 +221,10 @@ def observe(desired: Desired, clients: Clients) -> Observed:
             manifest_present = True
         except ClientError as exc:
             if not _missing(exc):
-                raise DeployError(f"reading {desired.model_uri}: {exc}") from exc
+                raise DeployError(
+                    f"reading {desired.model_uri}: {exc}",
+                    resource=desired.model_uri,
+                    code=error_code(exc) or None,
+                ) from exc
     layers = {spec.name: layer_versions(clients.lambda_, spec.name) for spec in desired.layers}
     return Observed(bucket_exists, stack, keys, chunks, manifest_present, layers)

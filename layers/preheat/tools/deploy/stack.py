@@ -54,7 +54,8 @@ def _poll(
         if waiting.clock() >= deadline:
             raise DeployError(
                 f"{what} is still {status} after {waiting.timeout_s:.0f} s; it continues in "
-                "CloudFormation: check it there and deploy again once it settles"
+                "CloudFormation: check it there and deploy again once it settles",
+                resource=what,
             )
         waiting.sleep(waiting.interval_s)
 
@@ -125,7 +126,7 @@ def apply(
                 "removing the empty change set", lambda: cf.delete_change_set(ChangeSetName=cs_id)
             )
             return StackResult("none", "NO_CHANGES")
-        raise DeployError(f"stack {stack}: the change set failed: {reason}")
+        raise DeployError(f"stack {stack}: the change set failed: {reason}", resource=stack)
     changes = [
         {
             "action": c["ResourceChange"].get("Action", ""),
@@ -155,7 +156,7 @@ def apply(
     )
     if final not in _GOOD:
         reasons = failure_reasons(cf, stack, started) or ["no resource reported a reason"]
-        raise DeployError(f"stack {stack} ended {final}: " + "; ".join(reasons))
+        raise DeployError(f"stack {stack} ended {final}: " + "; ".join(reasons), resource=stack)
     return StackResult("create" if create else "update", final, changes)
 
 

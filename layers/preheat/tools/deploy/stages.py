@@ -61,7 +61,8 @@ def code_zip(function: str, out_dir: Path, functions_dir: Path | None = None) ->
         src = functions_dir / function
         if not (src / "app.py").is_file():
             raise DeployError(
-                f"function code {src}/app.py not found: give the functions/ folder of preheat"
+                f"function code {src}/app.py not found: give the functions/ folder of preheat",
+                resource=f"{src}/app.py",
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{function}.zip"
@@ -99,7 +100,8 @@ def runtime_layer(runtime: str, out: Path, *, python: str, arch: str, say: Say) 
         from preheat.tools import layer
     except ImportError as exc:  # the layer builder is a separate part of preheat
         raise DeployError(
-            f"the layer builder is not available ({exc}); pass --runtime-layer ZIP"
+            f"the layer builder is not available ({exc}); pass --runtime-layer ZIP",
+            resource=f"{runtime} runtime layer",
         ) from None
     say(f"building the {runtime} runtime layer for Python {python} on {arch}")
     built = layer.build_runtime_layer(runtime, out, python=python, arch=arch, progress=say)
@@ -112,7 +114,8 @@ def model_layer(artifact: Path, out: Path, *, say: Say) -> BuiltZip:
         from preheat.tools import layer
     except ImportError as exc:
         raise DeployError(
-            f"the layer builder is not available ({exc}); pass --no-model-layer"
+            f"the layer builder is not available ({exc}); pass --no-model-layer",
+            resource="model layer",
         ) from None
     say("building the model layer")
     return describe_zip(layer.build_model_layer(artifact, out).zip_path)
