@@ -24,13 +24,15 @@ from preheat.tools.layer import (
     build_model_layer,
     build_runtime_layer,
     check_limits,
-    runtime_layer,
+)
+from preheat.tools.layer import (
+    plan as layer_plan,
 )
 from preheat.tools.layer.zipsafe import extract
 from preheat.tools.slim import inputs as sampling
 from preheat.tools.slim import slim
 
-TARGET_PYTHON = runtime_layer.default_python("litert")
+TARGET_PYTHON = layer_plan.default_python("litert")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_cli_refuses_a_model_the_runtime_cannot_load(
 
 @pytest.fixture(scope="session")
 def runtime_layers(tmp_path_factory: pytest.TempPathFactory) -> tuple[LayerResult, LayerResult]:
-    if runtime_layer.find_interpreter(TARGET_PYTHON) is None:
+    if layer_plan.find_interpreter(TARGET_PYTHON) is None:
         pytest.skip(f"no Python {TARGET_PYTHON} here to smoke-test a layer for it")
     # Two independent builds (the pip cache is shared): the zips must match byte for byte.
     first = build_runtime_layer("litert", tmp_path_factory.mktemp("layer-a"), arch="x86_64")
@@ -175,7 +177,7 @@ def test_runtime_layer_predicts_in_a_clean_interpreter(
     dense_model: Any,
     tmp_path: Path,
 ) -> None:
-    interpreter = runtime_layer.find_interpreter(TARGET_PYTHON)
+    interpreter = layer_plan.find_interpreter(TARGET_PYTHON)
     assert interpreter is not None
     rt = tmp_path / "opt-runtime"
     extract(runtime_layers[0].zip_path, rt)

@@ -6,7 +6,8 @@ import pytest
 
 from preheat import constants as c
 from preheat.exceptions import LayerTooLarge, ToleranceExceeded
-from preheat.tools.layer import check_limits, runtime_layer
+from preheat.tools.layer import check_limits
+from preheat.tools.layer import plan as layer_plan
 from tests.unit.test_layer_limits import MIB, _layer
 
 
@@ -27,7 +28,7 @@ def test_too_many_layers_carry_the_count_and_the_limit() -> None:
 
 def test_a_tensorflow_runtime_layer_is_refused_with_the_limit() -> None:
     with pytest.raises(LayerTooLarge) as err:
-        runtime_layer.plan("tensorflow", python="3.12", arch="x86_64")
+        layer_plan.plan("tensorflow", python="3.12", arch="x86_64")
     assert err.value.limit == c.LAMBDA_LAYER_UNZIPPED_LIMIT_BYTES
     assert err.value.size > err.value.limit
 

@@ -9,7 +9,8 @@ import pytest
 
 from preheat import constants as c
 from preheat.exceptions import ConfigurationError, LayerTooLarge
-from preheat.tools.layer import check_limits, prune, runtime_layer
+from preheat.tools.layer import check_limits, prune, runtime_layer, smoke
+from preheat.tools.layer import plan as layer_plan
 from preheat.tools.layer.result import LayerResult
 
 MIB = 2**20
@@ -65,7 +66,7 @@ def test_a_zip_over_50_mib_goes_through_s3_not_an_error() -> None:
 
 def test_tensorflow_runtime_points_to_the_container_image() -> None:
     with pytest.raises(LayerTooLarge) as info:
-        runtime_layer.plan("tensorflow", python="3.12", arch="x86_64")
+        layer_plan.plan("tensorflow", python="3.12", arch="x86_64")
     assert "infra/Dockerfile" in str(info.value) and "250 MB" in str(info.value)
 
 
@@ -79,21 +80,21 @@ def test_tensorflow_runtime_points_to_the_container_image() -> None:
 )
 def test_plan_refuses_bad_targets(kwargs: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        runtime_layer.plan("litert", **kwargs)
+        layer_plan.plan("litert", **kwargs)
     assert info.value.name == name
     with pytest.raises(ConfigurationError):
-        runtime_layer.plan("onnx", python="3.12", arch="x86_64")
+        layer_plan.plan("onnx", python="3.12", arch="x86_64")
 
 
 def test_platform_tags_follow_the_lambda_os_glibc() -> None:
-    al2023 = runtime_layer.platforms("3.12", "arm64")
+    al2023 = layer_plan.platforms("3.12", "arm64")
     assert "manylinux2014_aarch64" in al2023 and "manylinux_2_34_aarch64" in al2023
-    al2 = runtime_layer.platforms("3.11", "x86_64")
+    al2 = layer_plan.platforms("3.11", "x86_64")
     assert "manylinux_2_26_x86_64" in al2 and "manylinux_2_27_x86_64" not in al2
 
 
 def test_plan_pins_the_interpreter_to_the_converters_version() -> None:
-    p = runtime_layer.plan("litert", python="3.12", arch="x86_64")
+    p = layer_plan.plan("litert", python="3.12", arch="x86_64")
     from importlib import metadata
 
     assert f"ai-edge-litert=={metadata.version('ai-edge-litert')}" in p.requirements
@@ -103,12 +104,9 @@ def test_plan_pins_the_interpreter_to_the_converters_version() -> None:
 
 def test_default_python_avoids_amazon_linux_2_for_litert() -> None:
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
-    chosen = runtime_layer.default_python("litert")
-    if (
-        runtime_layer.LAMBDA_GLIBC[running]
-        < runtime_layer.LAMBDA_GLIBC[runtime_layer.OLDEST_AL2023_PYTHON]
-    ):
-        assert chosen == runtime_layer.OLDEST_AL2023_PYTHON
+    chosen = layer_plan.default_python("litert")
+    if layer_plan.LAMBDA_GLIBC[running] < layer_plan.LAMBDA_GLIBC[layer_plan.OLDEST_AL2023_PYTHON]:
+        assert chosen == layer_plan.OLDEST_AL2023_PYTHON
     else:
         assert chosen == running
 
@@ -165,7 +163,7 @@ def test_strip_never_touches_vendored_libs(tmp_path: Path) -> None:
 
 def test_sizes_group_libs_metadata_and_bytecode_with_their_package(tmp_path: Path) -> None:
     py = _site(tmp_path)
-    sizes = runtime_layer.package_sizes(py)
+    sizes = smoke.package_sizes(py)
     assert sizes["numpy"] == 10 + 100 + 50 + 30 + 1000 + 7 + 5
     assert sizes["typing_extensions"] == 8 + 4
     assert next(iter(sizes)) == "numpy"
@@ -173,7 +171,7 @@ def test_sizes_group_libs_metadata_and_bytecode_with_their_package(tmp_path: Pat
 
 def test_top_level_modules_lists_packages_modules_and_namespace_children(tmp_path: Path) -> None:
     py = _site(tmp_path)
-    assert runtime_layer.top_level_modules(py) == [
+    assert smoke.top_level_modules(py) == [
         "ai_edge_litert",
         "google.protobuf",
         "numpy",
@@ -182,8 +180,8 @@ def test_top_level_modules_lists_packages_modules_and_namespace_children(tmp_pat
 
 
 def test_the_inputs_key_follows_the_target() -> None:
-    a = runtime_layer.inputs_key(runtime_layer.plan("litert", python="3.12", arch="x86_64"))
-    b = runtime_layer.inputs_key(runtime_layer.plan("litert", python="3.12", arch="x86_64"))
-    c_ = runtime_layer.inputs_key(runtime_layer.plan("litert", python="3.13", arch="x86_64"))
-    d = runtime_layer.inputs_key(runtime_layer.plan("litert", python="3.12", arch="arm64"))
+    a = runtime_layer.inputs_key(layer_plan.plan("litert", python="3.12", arch="x86_64"))
+    b = runtime_layer.inputs_key(layer_plan.plan("litert", python="3.12", arch="x86_64"))
+    c_ = runtime_layer.inputs_key(layer_plan.plan("litert", python="3.13", arch="x86_64"))
+    d = runtime_layer.inputs_key(layer_plan.plan("litert", python="3.12", arch="arm64"))
     assert a == b and len({a, c_, d}) == 3

@@ -98,7 +98,7 @@ def interpreter(workdir: Path, version: str | None = None) -> Path:
     which the emulator adds the function's code and its layers; the provided packages come
     last, as on Lambda, where layers win over the runtime's copies.
     """
-    from preheat.tools.layer.runtime_layer import find_interpreter
+    from preheat.tools.layer.plan import find_interpreter
 
     version = version or _running()
     if version == _running():

@@ -257,7 +257,7 @@ def litert_runtime(ctx: Context) -> tuple[Path, str]:
     """The LiteRT runtime layer, unpacked, and an interpreter of the Python it targets."""
     from preheat.tools.bench.managed import interpreter
     from preheat.tools.layer import build_runtime_layer
-    from preheat.tools.layer.runtime_layer import default_python
+    from preheat.tools.layer.plan import default_python
 
     python = default_python("litert")
     ctx.progress(f"building the LiteRT runtime layer for Python {python}")
