@@ -15,7 +15,7 @@ import numpy as np
 
 from preheat.artifact.manifest import Manifest, Signature
 from preheat.exceptions import LoadError
-from preheat.runtimes.base import example_inputs
+from preheat.runtimes import warm_up
 
 MODEL_FILE = "model.tflite"
 
@@ -102,5 +102,5 @@ def load(directory: Path, manifest: Manifest, *, warmup: bool = True) -> LiteRTM
     model = LiteRTModel(interpreter, manifest)
     if warmup:
         # The first invoke allocates the tensor arena and packs weights: pay it in INIT.
-        model.predict(example_inputs(manifest.signature))
+        warm_up(model)
     return model

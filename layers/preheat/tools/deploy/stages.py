@@ -6,7 +6,6 @@ Slimming, the runtime layer and the model layer come from their own parts of pre
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,6 @@ def bucket_template_path() -> Path:
     return assets.infra_dir() / "bucket.yaml"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def unzipped_size(path: Path) -> int:
     with zipfile.ZipFile(path) as zf:
         return sum(i.file_size for i in zf.infolist())
@@ -50,7 +41,7 @@ class BuiltZip:
 
 
 def describe_zip(path: Path) -> BuiltZip:
-    return BuiltZip(path, sha256_file(path), path.stat().st_size, unzipped_size(path))
+    return BuiltZip(path, repro.sha256(path), path.stat().st_size, unzipped_size(path))
 
 
 def code_zip(function: str, out_dir: Path, functions_dir: Path | None = None) -> BuiltZip:
