@@ -60,16 +60,19 @@ def make_s3_client(settings: Settings) -> S3Client:
     The endpoint comes from AWS_ENDPOINT_URL_S3 when it is set, as boto3 reads it.
     """
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        max_pool_connections=max(10, settings.fetch_concurrency + 2),
+    from preheat import aws
+
+    client: S3Client = aws.client(
+        "s3",
+        retries=aws.NO_RETRIES,
+        pool=max(10, settings.fetch_concurrency + 2),
         connect_timeout=settings.fetch_timeout_s,
         read_timeout=settings.fetch_timeout_s,
-        retries={"total_max_attempts": 1, "mode": "standard"},
         tcp_keepalive=True,
+        session=boto3.session.Session(),
     )
-    return boto3.session.Session().client("s3", config=config)
+    return client
 
 
 class BotocoreEngine(Engine):

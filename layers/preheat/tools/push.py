@@ -154,12 +154,17 @@ def _slim_exact(
 
 def _client(concurrency: int) -> S3Client:
     import boto3
-    from botocore.config import Config
 
-    config = Config(
-        max_pool_connections=concurrency + 2, retries={"max_attempts": 3, "mode": "standard"}
+    from preheat import aws
+
+    # A session of its own: boto3's default session is not safe to share across threads.
+    client: S3Client = aws.client(
+        "s3",
+        retries={"max_attempts": 3, "mode": "standard"},
+        pool=concurrency + 2,
+        session=boto3.session.Session(),
     )
-    return boto3.session.Session().client("s3", config=config)
+    return client
 
 
 def _s3_call(
