@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """One measurement of one fetch engine in a fresh process, printed as one JSON line.
 
-The engine comparison (bench_fetch_engines.py) runs this once per cell, pinned to one core:
+The engine comparison (microbench.fetch_engines) runs this once per cell, pinned to one core:
 
-    fetch_engines.py import  ENGINE          the engine package's import time
-    fetch_engines.py fetch   ENGINE URI DIR  resolve URI into an empty cache: wall, CPU seconds
-    fetch_engines.py overlap ENGINE URI DIR  the same fetch in a thread while the main thread
+    fetch_engines_child import  ENGINE          the engine package's import time
+    fetch_engines_child fetch   ENGINE URI DIR  resolve URI into an empty cache: wall, CPU seconds
+    fetch_engines_child overlap ENGINE URI DIR  the same fetch in a thread while the main thread
                                              imports tensorflow (ENGINE "none": import alone)
 
 Every engine runs preheat's own fetch (chunk checks, retries, pwrite, whole-file hash); only
