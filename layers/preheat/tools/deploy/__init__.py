@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from preheat.tools.deploy.desired import Desired, build
 from preheat.tools.deploy.destroy import Destroyed, destroy
 from preheat.tools.deploy.execute import Done, execute
-from preheat.tools.deploy.model import Desired, build
 from preheat.tools.deploy.plan import Plan, plan
 from preheat.tools.deploy.remote import Clients, Observed, observe
 from preheat.tools.deploy.request import DeployRequest

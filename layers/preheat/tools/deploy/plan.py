@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from preheat.exceptions import DeployError
-from preheat.tools.deploy.model import Blob, Desired, LayerSpec
+from preheat.tools.deploy.desired import Blob, Desired, LayerSpec
 from preheat.tools.deploy.remote import SETTLED, Observed
 
 # Parameter values that stand for layer ARNs not published yet.

@@ -10,7 +10,7 @@ from typing import Any
 from preheat import aws
 from preheat.cache.s3 import blob_key
 from preheat.exceptions import DeployError
-from preheat.tools.deploy.model import Desired
+from preheat.tools.deploy.desired import Desired
 
 # The stack states a deploy can start from, and those it must refuse.
 SETTLED = frozenset(
