@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from preheat import constants as c
 from preheat.tools import coldstart
 from preheat.tools.bench.network import NetworkSetupError, ShapedNetwork
 from preheat.tools.local.s3 import S3Process
@@ -60,10 +61,10 @@ def _cold_start(server: S3Process, uri: str, cache_dir: Path, prefetch: str) -> 
     env = {
         **os.environ,
         **server.env(),
-        "PREHEAT_MODEL_URI": uri,
-        "PREHEAT_CACHE_DIR": str(cache_dir),
-        "PREHEAT_LOCAL_PATHS": "",
-        "PREHEAT_PREFETCH": prefetch,
+        c.ENV_MODEL_URI: uri,
+        c.ENV_CACHE_DIR: str(cache_dir),
+        c.ENV_LOCAL_PATHS: "",
+        c.ENV_PREFETCH: prefetch,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",

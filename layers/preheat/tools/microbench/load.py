@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from preheat import aws
+from preheat import constants as c
 from preheat.tools import assets
 from preheat.tools.bench.stats import percentile
 from preheat.tools.emulator import Emulator, FunctionConfig
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             memory_mb=1024,
             timeout_s=30.0,
             init_timeout_s=120.0,
-            env={**s3.env(), "PREHEAT_MODEL_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            env={**s3.env(), c.ENV_MODEL_URI: uri, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
         requests = make_requests(args.requests, args.ping_every, seed=2024)
         with Emulator([fn], max_concurrency=args.environments, workdir=work) as emu:
