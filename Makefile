@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: install test lint format demo bench wheel-smoke clean py312 print-python312
 
 # SnapStart needs Python 3.12+, so its tests and demo run the environments on a second,
-# light interpreter: AWS's runtime client, its hooks package and preheat's runtime part.
+# light interpreter: AWS's runtime client, its hooks package, preheat's runtime part and the
+# LiteRT interpreter the zip form of the inference function runs on (no TensorFlow).
 # PYTHON312 may name one; otherwise the first 3.12 found on PATH or under pyenv is used.
 VENV312  := .venv312
 STAMP312 := $(VENV312)/.installed
@@ -27,7 +28,7 @@ $(STAMP312): pyproject.toml setup.py
 	@test -n "$(PYTHON312)" || { echo "no Python 3.12 found: install one (pyenv install 3.12) or pass PYTHON312=/path/to/python3.12" >&2; exit 2; }
 	@test -x $(VENV312)/bin/python || $(PYTHON312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV312)/bin/python -m pip install --quiet -e . 'awslambdaric==4.2.2' 'snapshot-restore-py>=1.0'
+	$(VENV312)/bin/python -m pip install --quiet -e '.[litert]' 'awslambdaric==4.2.2' 'snapshot-restore-py>=1.0'
 	@touch $(STAMP312)
 
 py312: $(STAMP312)

@@ -27,6 +27,7 @@ runtime_imports.import_expected()
 import os  # noqa: E402
 from typing import Any  # noqa: E402
 
+from preheat import constants  # noqa: E402
 from preheat.loader import init_report_of  # noqa: E402
 from preheat.serving import budget, observe, protocols, snapstart  # noqa: E402
 from preheat.warm import state, warm_handler  # noqa: E402
@@ -44,7 +45,7 @@ def _labels(uri: str) -> tuple[str, ...]:
 def _load() -> protocols.Served:
     model = preheat.load_model()
     state.mark_model_loaded()
-    return protocols.Served(model, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
+    return protocols.Served(model, labels=_labels(os.environ.get(constants.ENV_MODEL_URI, "")))
 
 
 try:
@@ -73,7 +74,7 @@ SERVED: protocols.Served | None = None
 
 def _serve(model: Any) -> None:
     global SERVED
-    SERVED = protocols.Served(model, labels=_labels(os.environ.get("PREHEAT_MODEL_URI", "")))
+    SERVED = protocols.Served(model, labels=_labels(os.environ.get(constants.ENV_MODEL_URI, "")))
 
 
 snapstart.register(lambda: (SERVED or LOAD.get(None)).model, _serve, obs)

@@ -70,3 +70,20 @@ def test_the_shipped_part_is_the_package_without_its_tools() -> None:
     # The parts the inference and warmer functions need are all there.
     assert {"cache", "runtimes", "serving", "warm", "artifact", "loader.py"} <= shipped
     assert all(p.is_relative_to(PACKAGE) for p in shipped_files(PACKAGE))
+
+
+def test_every_preheat_variable_is_named_in_constants_alone() -> None:
+    """A variable's name is written once (constants.py); code and functions refer to it."""
+    import re
+
+    literal = re.compile(r"""["'](PREHEAT_[A-Z0-9_]+)["']""")
+    constants = PACKAGE / "constants.py"
+    declared = set(literal.findall(constants.read_text()))
+    sources = [p for p in PACKAGE.rglob("*.py") if p != constants and "_bundled" not in p.parts]
+    written = {
+        f"{p.relative_to(ROOT)}: {name}"
+        for p in [*sources, *ROOT.joinpath("functions").rglob("*.py")]
+        for name in literal.findall(p.read_text())
+    }
+    assert written == set()
+    assert {"PREHEAT_DEBUG", "PREHEAT_OPT_DIR", "PREHEAT_INIT_BUDGET_S"} <= declared

@@ -32,8 +32,6 @@ from preheat.tools.emulator.records import (
 from preheat.tools.emulator.resources import ResourceModel
 from preheat.tools.emulator.sandbox import AFTER_RESTORE_ERROR, OUT_OF_MEMORY, Sandbox
 
-# Where the environment's merged layers are; on Lambda that is simply /opt.
-ENV_OPT_DIR = "PREHEAT_OPT_DIR"
 # Lambda returns the last 4 KB of the invocation's log with LogType=Tail.
 TAIL_BYTES = 4096
 # Passed through from the emulator's own environment, as Lambda passes its role's credentials.
@@ -205,7 +203,7 @@ class Environment:
             "TMPDIR": str(self.tmp),
             c.ENV_CACHE_DIR: str(self.tmp / "preheat"),
             c.ENV_LOCAL_PATHS: str(opt / "preheat" / "models"),
-            ENV_OPT_DIR: str(opt),
+            c.ENV_OPT_DIR: str(opt),
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
             "AWS_LAMBDA_FUNCTION_VERSION": self.version,
