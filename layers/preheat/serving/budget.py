@@ -109,7 +109,8 @@ class Observer(Protocol):
     def load_done(self, report: Mapping[str, Any]) -> None: ...
 
 
-def _remaining_ms(context: object) -> float | None:
+def remaining_ms(context: object) -> float | None:
+    """What the Lambda context says is left of the invoke, or None outside Lambda."""
     get = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(get):
         return None
@@ -211,7 +212,7 @@ class InitLoad(Generic[T]):
         """
         if not self._load.done:
             start = self._clock()
-            remaining = _remaining_ms(context)
+            remaining = remaining_ms(context)
             timeout = None if remaining is None else (remaining - c.LOAD_WAIT_MARGIN_MS) / 1000
             if not self._load.wait(timeout):
                 started = self._load.started_at or start

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from preheat import constants as c
+from preheat.serving.budget import remaining_ms
 from preheat.warm.state import EnvironmentState
 
 WARM = "warm"
@@ -64,16 +65,6 @@ def hold_limit_ms(requested_ms: float, cap_ms: float, remaining_ms: float | None
     return max(0.0, limit)
 
 
-def _remaining_ms(context: object) -> float | None:
-    get = getattr(context, "get_remaining_time_in_millis", None)
-    if not callable(get):
-        return None
-    try:
-        return float(get())
-    except (TypeError, ValueError):
-        return None
-
-
 def _function(context: object) -> dict[str, str | None]:
     env = os.environ
     return {
@@ -106,7 +97,7 @@ def answer(
     except MalformedPing as exc:
         reply.update(error=str(exc), held_ms=0.0, round=None)
         return {c.WARM_EVENT_KEY: {WARM: reply}}
-    limit = hold_limit_ms(ping.hold_ms, cap_ms, _remaining_ms(context))
+    limit = hold_limit_ms(ping.hold_ms, cap_ms, remaining_ms(context))
     start = clock()
     if limit > 0:
         sleep(limit / 1000)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -260,32 +260,30 @@ class Sandbox:
 
     def _wait_ready(self, deadline: float) -> InitOutcome:
         # With the condition held.
+        outcome = self._wait_for(deadline, lambda: self.ready_at is not None)
+        return "ready" if outcome == "reached" else outcome
+
+    def wait_parked(self, deadline: float) -> ParkOutcome:
+        """SnapStart's INIT: wait for the runtime to park on /restore/next."""
+        with self.cond:
+            outcome = self._wait_for(deadline, lambda: self.parked_at is not None)
+        return "parked" if outcome == "reached" else outcome
+
+    def _wait_for(
+        self, deadline: float, reached: Callable[[], bool]
+    ) -> Literal["reached", "init_error", "exited", "timeout"]:
+        """Wait, with the condition held, for INIT to reach a point, fail, exit or run out."""
         while True:
             if self.init_error is not None:
                 return "init_error"
-            if self.ready_at is not None:
-                return "ready"
+            if reached():
+                return "reached"
             if self.closed:
                 return "exited"
             left = deadline - time.perf_counter()
             if left <= 0:
                 return "timeout"
             self.cond.wait(min(left, _TICK_S))
-
-    def wait_parked(self, deadline: float) -> ParkOutcome:
-        """SnapStart's INIT: wait for the runtime to park on /restore/next."""
-        with self.cond:
-            while True:
-                if self.init_error is not None:
-                    return "init_error"
-                if self.parked_at is not None:
-                    return "parked"
-                if self.closed:
-                    return "exited"
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    return "timeout"
-                self.cond.wait(min(left, _TICK_S))
 
     def restore(self) -> None:
         """Answer the parked /restore/next: the runtime goes on to its after-restore hooks."""
