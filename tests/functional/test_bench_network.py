@@ -44,11 +44,12 @@ def test_teardown_happens_when_the_body_raises() -> None:
 _AS_NOBODY = """
 import contextlib, json, sys
 from pathlib import Path
-from preheat.tools.bench.runner import Options, _start_network
+from preheat.tools.bench.context import start_network
+from preheat.tools.bench.runner import Options
 said = []
 with contextlib.ExitStack() as stack:
     opts = Options(model=Path(sys.argv[1]), network="lambda")
-    net, info = _start_network(opts, stack, said.append)
+    net, info = start_network(opts, stack, said.append)
 print(json.dumps({"net": net is None, "shaped": info.shaped, "note": info.note, "said": said}))
 """
 

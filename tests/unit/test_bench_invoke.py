@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
-from preheat.tools.bench.runner import _invoke
+from preheat.tools.bench.measure import invoke as _invoke
 
 
 class FakeLambda:
