@@ -13,18 +13,26 @@ under /opt) of links into this installation's site-packages: the closure of the 
 requirements, so the versions are exactly the ones installed here and nothing is
 downloaded. It is made once per benchmark run, in milliseconds, and run by the managed
 runtime's stand-in interpreter (see managed.py), which sees no other site-packages.
+
+SnapStart needs Python 3.12+. When preheat runs on an older Python, the lean environment for
+3.12 cannot be linked from here: `pip_tensorflow_layer` installs TensorFlow (pinned as
+preheat's `tensorflow` extra pins it) and preheat's runtime requirements for that Python with
+pip, once, into the user's cache, and links a layer from that install the same way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from preheat.exceptions import ConfigurationError
+from preheat.exceptions import ConfigurationError, ToolProcessError
 
 KINDS = ("user", "lean")
 TENSORFLOW = "tensorflow-cpu"
@@ -146,3 +154,80 @@ def packages(layer: Path) -> list[str]:
         name, _, version = stem.partition("-")
         out.append(f"{_norm(name)}=={version}")
     return out
+
+
+def tensorflow_pin() -> str:
+    """The TensorFlow requirement of preheat's `tensorflow` extra (e.g. tensorflow-cpu==2.21.0)."""
+    dist = metadata.distribution("preheat")
+    for line in dist.requires or []:
+        req = Requirement(line)
+        marker = req.marker
+        if _norm(req.name) == TENSORFLOW and marker and marker.evaluate({"extra": "tensorflow"}):
+            return f"{req.name}{req.specifier}"
+    return f"{TENSORFLOW}=={metadata.version(TENSORFLOW)}"
+
+
+def pip_tensorflow(
+    version: str, progress: Callable[[str], None], cache: Path | None = None
+) -> Path:
+    """TensorFlow and preheat's runtime requirements installed for Python `version` by pip,
+    once per TensorFlow pin (cached beside Lambda's runtime client, see managed.py)."""
+    from preheat.tools.bench.managed import cache_root
+    from preheat.tools.layer.plan import platforms
+
+    pin = tensorflow_pin()
+    target = (cache or cache_root()) / f"python{version}-{pin.replace('==', '-')}"
+    if (target / ".complete").is_file():
+        progress(f"TensorFlow for Python {version}: {pin}, installed before (in {target})")
+        return target
+    progress(f"installing {pin} and preheat's runtime requirements for Python {version} with "
+             f"pip from the package index (about 1 GB, once; cached in {target})")  # fmt: skip
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tags = [arg for tag in platforms(version, "x86_64") for arg in ("--platform", tag)]
+    cmd = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--only-binary=:all:", "--implementation", "cp", "--python-version", version, *tags,
+        "--target", str(partial), pin, *_preheat_runtime_requirements(),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise ToolProcessError(
+            f"installing {pin} for Python {version}",
+            (lines or ["pip failed"])[-1][:300],
+            proc.returncode,
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    (target / ".complete").touch()
+    return target
+
+
+def pip_tensorflow_layer(
+    version: str,
+    workdir: Path,
+    progress: Callable[[str], None] = lambda _m: None,
+    cache: Path | None = None,
+) -> Path:
+    """The lean environment for Python `version` as a layer directory under `workdir`:
+    links into `pip_tensorflow`'s install, keras left out, preheat from this source tree."""
+    layer = workdir / f"tensorflow-lean-python{version}"
+    python = layer / "python"
+    if python.is_dir():
+        return layer
+    installed = pip_tensorflow(version, progress, cache)
+    python.mkdir(parents=True)
+    excluded = {_norm(e) for e in LEAN_EXCLUDES}
+    for entry in sorted(installed.iterdir()):
+        # pip's scripts and the cache's marker are no package; keras is never lean.
+        stem = _norm(entry.name.split("-")[0]) if entry.name.endswith("-info") else entry.name
+        if entry.name in ("bin", ".complete", "preheat") or _norm(stem) in excluded:
+            continue
+        (python / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    import preheat
+
+    package = Path(preheat.__file__).resolve().parent
+    (python / "preheat").symlink_to(package, target_is_directory=True)
+    return layer

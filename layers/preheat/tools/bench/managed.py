@@ -58,7 +58,7 @@ def _running() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "preheat" / "lambda-runtime"
 
@@ -70,7 +70,7 @@ def install_provided(version: str, cache: Path | None = None) -> Path:
     runtime on Amazon Linux 2023): the runtime client has a compiled part per version.
     """
     ric = metadata.version("awslambdaric")
-    target = (cache or _cache_root()) / f"python{version}-awslambdaric{ric}"
+    target = (cache or cache_root()) / f"python{version}-awslambdaric{ric}"
     if (target / ".complete").is_file():
         return target
     cmd = [

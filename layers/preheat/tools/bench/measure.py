@@ -4,6 +4,10 @@ Every cold start is a function of its own in the local Lambda, so its first invo
 meets a fresh environment; the environment is killed once its warm requests are done.
 Cold starts are interleaved across strategies (round robin), so that a drift in the
 machine's load touches every strategy alike.
+
+A SnapStart strategy's cold start publishes its function's version first (INIT and the
+before-snapshot hooks run then, unmeasured by the client), then invokes that version: the
+first invoke restores the environment the publish parked.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ class Facts:
     invocations: tuple[InvocationRecord, ...]
     # INIT ran into the limit and was run again inside the invoke.
     init_retried: bool = False
+    # The environment's own INIT (for a restored one: the INIT before its snapshot).
+    environment_init_ms: float | None = None
 
 
 def environment_facts(emu: Emulator, name: str) -> Facts:
@@ -87,7 +93,13 @@ def environment_facts(emu: Emulator, name: str) -> Facts:
     if env is None:
         return Facts(None, {}, stats.invocations)
     log = emu.log(env.env_id)
-    return Facts(env.env_id, logs.parse(log).init, stats.invocations, logs.init_timed_out(log))
+    return Facts(
+        env.env_id,
+        logs.parse(log).init,
+        stats.invocations,
+        logs.init_timed_out(log),
+        env.init_duration_ms,
+    )
 
 
 def kill(emu: Emulator, name: str) -> None:
@@ -116,16 +128,21 @@ class Measure:
         self.speaking = speaking
         self.protocols = ProtocolBench(emu, inputs, expected, warm_requests)
 
-    def cold_start(self, strategy: str, index: int, fname: str) -> ColdStart:
+    def cold_start(
+        self, strategy: str, index: int, fname: str, qualifier: str | None = None
+    ) -> ColdStart:
+        """One fresh environment of `fname` (`qualifier`: of that version): its first
+        answer, the warm requests after it and what its log and REPORT lines say."""
         cs = ColdStart(strategy=strategy, index=index)
+        target = f"{fname}:{qualifier}" if qualifier else fname
         try:
-            first = invoke(self.client, fname, self.payloads[0])
+            first = invoke(self.client, target, self.payloads[0])
             cs.first_response_ms = round(first.ms, 3)
             calls = [(0, first)]
             if first.error is None:
                 for k in range(1, self.warm_requests + 1):
                     j = k % len(self.payloads)
-                    call = invoke(self.client, fname, self.payloads[j])
+                    call = invoke(self.client, target, self.payloads[j])
                     if call.error:
                         cs.error = f"warm request {k}: {call.error}"
                         break
@@ -142,6 +159,9 @@ class Measure:
             if cold is not None:
                 cs.init_ms = cold.init_duration_ms
                 cs.first_duration_ms = round(cold.duration_ms, 3)
+                if cold.restore_duration_ms is not None:
+                    cs.restore_ms = round(cold.restore_duration_ms, 3)
+                    cs.snapshot_init_ms = facts.environment_init_ms
             memory = [r.max_memory_used_mb for r in records]
             cs.max_memory_mb = float(max(memory)) if memory else None
             cs.phases_ms = logs.phases_ms(init)
@@ -157,6 +177,24 @@ class Measure:
                 cs.protocols = self._protocols(fname, cs.environment, calls, cs.parity)
         finally:
             kill(self.emu, fname)
+        return cs
+
+    def restore(self, strategy: str, index: int, fname: str) -> ColdStart:
+        """Publish `fname`'s version (its snapshot taken), then cold-start that version."""
+        start = time.perf_counter()
+        try:
+            version = self.emu.publish_version(fname)
+        except Exception as exc:  # a failed publish is this cold start's result
+            kill(self.emu, fname)
+            return ColdStart(strategy, index, error=f"publishing failed: {exc}")
+        publish_ms = round((time.perf_counter() - start) * 1000, 3)
+        if version.state != "Active":
+            kill(self.emu, fname)
+            reason = version.state_reason or version.state
+            return ColdStart(strategy, index, publish_ms=publish_ms,
+                             error=f"publishing failed: {reason}")  # fmt: skip
+        cs = self.cold_start(strategy, index, fname, qualifier=version.number)
+        cs.publish_ms = publish_ms
         return cs
 
     def _protocols(
@@ -244,7 +282,9 @@ class Campaign:
         self.prime()
         active = [s for s in self.plans if self.runs[s].available]
         self.cold_starts(active, cold_starts)
-        return self.bursts(active, burst) if burst else []
+        if not burst:
+            return []
+        return self.bursts([s for s in active if not self.plans[s].snapstart], burst)
 
     def prime(self) -> None:
         """Seed each shared disk tier with one unmeasured environment; a failure drops the
@@ -263,7 +303,12 @@ class Campaign:
         done = 0
         for i in range(count):
             for strategy in active:
-                cs = self.measure.cold_start(strategy, i, self.fnames[strategy][i])
+                fname = self.fnames[strategy][i]
+                if self.plans[strategy].snapstart:
+                    self.say(f"{strategy}: publishing a version (its INIT and snapshot)")
+                    cs = self.measure.restore(strategy, i, fname)
+                else:
+                    cs = self.measure.cold_start(strategy, i, fname)
                 self.runs[strategy].cold_starts.append(cs)
                 done += 1
                 self.say(f"[{done}/{total}] {strategy} cold start {i + 1}: " + brief(cs))
@@ -283,5 +328,8 @@ def brief(cs: ColdStart) -> str:
     if cs.error:
         return f"failed: {cs.error}"
     first = "-" if cs.first_response_ms is None else f"{cs.first_response_ms / 1000:.2f} s"
+    if cs.restore_ms is not None:
+        init = "-" if cs.snapshot_init_ms is None else f"{cs.snapshot_init_ms / 1000:.2f} s"
+        return f"first response {first}, restore {cs.restore_ms:.0f} ms (INIT {init} at publish)"
     init = "-" if cs.init_ms is None else f"{cs.init_ms / 1000:.2f} s"
     return f"first response {first}, INIT {init}"

@@ -69,6 +69,12 @@ class ColdStart:
     error: str | None = None
     # Warm requests per protocol (json first), for strategies whose function speaks them.
     protocols: list[ProtocolRun] = field(default_factory=list)
+    # SnapStart: REPORT "Restore Duration" of the first request (the after-restore hooks;
+    # no memory is restored by the emulator), the INIT the environment ran before its
+    # snapshot, and how long publishing the version took (that INIT and the hooks).
+    restore_ms: float | None = None
+    snapshot_init_ms: float | None = None
+    publish_ms: float | None = None
 
 
 @dataclass
@@ -116,6 +122,9 @@ class StrategyRun:
     # The artifact's own parity record (from `preheat slim`), when it has one.
     artifact_parity: dict[str, Any] | None = None
     cold_starts: list[ColdStart] = field(default_factory=list)
+    # Cold starts restore a published version's snapshot: reported in a section of their
+    # own, never in the ratios against baseline.
+    snapstart: bool = False
 
 
 @dataclass

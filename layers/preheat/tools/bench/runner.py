@@ -24,6 +24,7 @@ from preheat.tools.bench import initlimit, parity, reference
 from preheat.tools.bench import strategies as registry
 from preheat.tools.bench.context import (
     FUNCTION_TIMEOUT_S,
+    INIT_TIMEOUT_S,
     BenchContext,
     SourceModel,
     lambda_client,
@@ -61,6 +62,8 @@ class Options:
     keep_work: bool = False
     # "lifted" (INIT measured whole) or "lambda" (Lambda's 10 s, retried in the invoke).
     init_limit: str = initlimit.DEFAULT
+    # Add the opt-in SnapStart strategies to those chosen (see strategies.py).
+    snapstart: bool = False
 
     def __post_init__(self) -> None:
         initlimit.rule(self.init_limit)  # a ConfigurationError naming --init-limit
@@ -103,7 +106,7 @@ class Outcome:
 
 def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
     """Measure every chosen strategy; write the JSON and the chart into `opts.out`."""
-    chosen = registry.parse(opts.strategies)
+    chosen = registry.parse(opts.strategies, opts.snapstart)
     rule = initlimit.rule(opts.init_limit)
     functions_dir = _functions_dir(opts)
     out, work = _fresh_folders(opts)
@@ -119,9 +122,16 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         configs, fnames = _configs(plans, opts.cold_starts, opts.burst, opts.memory_mb, rule)
         say(rule.text())
         if plans:
-            emu = ctx.start_emulator(configs, max_concurrency=max(16, opts.burst + 1))
+            # No spare snapshots: each SnapStart cold start restores the one its version's
+            # publish parked, and no INIT runs in the background beside a measurement.
+            emu = ctx.start_emulator(
+                configs, max_concurrency=max(16, opts.burst + 1), snapshot_spares=0
+            )
             lam = lambda_client(emu.endpoint_url, opts.burst + 2)
-            speaking = frozenset(s.name for s in chosen if not isinstance(s, registry.Baseline))
+            # The URL serves $LATEST, not the restored version: SnapStart's are JSON only.
+            speaking = frozenset(
+                s.name for s in chosen if not isinstance(s, registry.Baseline) and not s.snapstart
+            )
             measure = Measure(emu, lam, ref.inputs, ref.expected, opts.warm_requests, speaking)
             bursts = Campaign(measure, plans, fnames, runs, say).run(opts.cold_starts, opts.burst)
     result = BenchResult(
@@ -168,7 +178,7 @@ def _fresh_folders(opts: Options) -> tuple[Path, Path]:
 
 def _strategy_runs(chosen: Sequence[Strategy]) -> dict[str, StrategyRun]:
     """One record per chosen strategy; one missing a part is marked so, with the reason."""
-    runs = {s.name: StrategyRun(s.name, s.description) for s in chosen}
+    runs = {s.name: StrategyRun(s.name, s.description, snapstart=s.snapstart) for s in chosen}
     for s in chosen:
         reason = s.unavailable()
         if reason:
@@ -191,9 +201,13 @@ def _configs(
         fnames = [f"{strategy}-{i}" for i in range(cold_starts)]
         if dep.prime:
             fnames.append(f"{strategy}-prime")
-        if burst:
+        # A SnapStart burst would restore copies of one parked environment: not measured.
+        if burst and not dep.snapstart:
             fnames.append(f"{strategy}-burst")
         names[strategy] = fnames
+        # Lambda runs a SnapStart version's INIT at publish, not under the 10 s on-demand
+        # limit: it is given the longest INIT any rule allows.
+        init_timeout_s = INIT_TIMEOUT_S if dep.snapstart else rule.init_timeout_s
         for fname in fnames:
             configs.append(
                 FunctionConfig(
@@ -204,10 +218,11 @@ def _configs(
                     layers=dep.layers,
                     memory_mb=memory_mb,
                     timeout_s=FUNCTION_TIMEOUT_S,
-                    init_timeout_s=rule.init_timeout_s,
+                    init_timeout_s=init_timeout_s,
                     # Measured environments are killed explicitly; this only bounds leftovers.
                     idle_timeout_s=600.0,
                     python=dep.python or sys.executable,
+                    snapstart=dep.snapstart,
                 )
             )
     return configs, names

@@ -4,11 +4,16 @@ A strategy says whether it can run here, and prepares a `Deployment`: which hand
 environment variables, which layers, and whether an environment must run once before the
 measured ones (to seed a shared disk tier). New strategies register themselves with
 `register` and need nothing else from the runner.
+
+The SnapStart strategies are opt-in (`--snapstart`, or by name): they need a Python 3.12
+environment (TensorFlow's is installed with pip on first use) and are reported apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 
 INFERENCE_HANDLER = "app.handler"
 BASELINE_HANDLER = "app.handler"
+# Lambda's SnapStart for Python starts with python3.12.
+SNAPSTART_PYTHON = "3.12"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class Deployment:
     prime: bool = False
     # The interpreter environments run with (None: this one, with its site-packages).
     python: str | None = None
+    # SnapStart on: INIT runs when a version is published, each cold start restores it.
+    snapstart: bool = False
 
 
 @dataclass
@@ -67,6 +76,8 @@ class Context:
 class Strategy(ABC):
     name: str
     description: str
+    # Measured as restores of a published version and reported apart (see summary.py).
+    snapstart: bool = False
 
     def unavailable(self) -> str | None:
         """Why this strategy cannot run here (a missing part), or None when it can."""
@@ -288,6 +299,100 @@ def slim(
     return result.out, result.manifest.parity
 
 
+# ---------------------------------------------------------------------------- SnapStart
+
+
+def _running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _snapstart_capable(version: str) -> bool:
+    """Whether Python `version` ("3.12") has SnapStart (compared as numbers: 3.9 < 3.12)."""
+    as_tuple = tuple(int(p) for p in version.split(".")[:2])
+    return as_tuple >= tuple(int(p) for p in SNAPSTART_PYTHON.split("."))
+
+
+def _snapstart_python_missing() -> str | None:
+    """Why no Python with SnapStart can run here, or None."""
+    from preheat.tools.layer.plan import find_interpreter
+
+    if _snapstart_capable(_running_python()) or find_interpreter(SNAPSTART_PYTHON):
+        return None
+    return (
+        f"needs Python {SNAPSTART_PYTHON}+ (SnapStart starts there): install "
+        f"python{SNAPSTART_PYTHON} (e.g. pyenv install {SNAPSTART_PYTHON})"
+    )
+
+
+class PreheatTFSnapStart(PreheatTF):
+    """preheat-tf's function and artifact with SnapStart on, in the lean TensorFlow
+    environment on Python 3.12+ (installed with pip once when this Python is older)."""
+
+    snapstart = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "preheat-tf-snapstart"
+        self.description = "preheat-tf with SnapStart: INIT at publish, each cold start a restore"
+
+    def unavailable(self) -> str | None:
+        return _snapstart_python_missing()
+
+    def prepare(self, ctx: Context) -> Deployment:
+        uri, size = ctx.once("push-tf", lambda: push_artifact(ctx, ctx.source, ctx.name))
+        env = {**ctx.s3_env, c.ENV_MODEL_URI: uri}
+        layer, python = snapstart_tensorflow_runtime(ctx)
+        return Deployment(inference_code(ctx), INFERENCE_HANDLER, env, layers=(layer,),
+                          artifact_bytes=size, python=python, snapstart=True)  # fmt: skip
+
+
+class PreheatLiteRTSnapStart(PreheatLiteRT):
+    """preheat-litert-fp16's function, artifact and runtime layer with SnapStart on (the
+    LiteRT layer already targets Python 3.12+, the oldest on Amazon Linux 2023)."""
+
+    snapstart = True
+
+    def __init__(self) -> None:
+        super().__init__("fp16")
+        self.name = "preheat-litert-snapstart"
+        self.description = (
+            "preheat-litert-fp16 with SnapStart: INIT at publish, each cold start a restore"
+        )
+
+    def unavailable(self) -> str | None:
+        return super().unavailable() or _snapstart_python_missing()
+
+    def prepare(self, ctx: Context) -> Deployment:
+        from preheat.tools.layer.plan import default_python
+
+        python = default_python("litert")
+        if not _snapstart_capable(python):
+            raise ConfigurationError(
+                "strategy", self.name, f"the LiteRT layer targets Python {python}; SnapStart "
+                f"needs {SNAPSTART_PYTHON}+: run preheat on Python {SNAPSTART_PYTHON}+",
+            )  # fmt: skip
+        return dataclasses.replace(super().prepare(ctx), snapstart=True)
+
+
+def snapstart_tensorflow_runtime(ctx: Context) -> tuple[Path, str]:
+    """The lean TensorFlow environment on a Python SnapStart runs: this one when it is
+    3.12+, else one installed for Python 3.12 with pip (once, cached; see environments.py)."""
+    if _snapstart_capable(_running_python()):
+        return tensorflow_runtime(ctx, "lean")
+
+    def make() -> tuple[Path, str]:
+        from preheat.tools.bench.environments import pip_tensorflow_layer
+        from preheat.tools.bench.managed import interpreter
+
+        layer = pip_tensorflow_layer(
+            SNAPSTART_PYTHON, ctx.workdir / "environments", progress=ctx.progress
+        )
+        return layer, str(interpreter(ctx.workdir, SNAPSTART_PYTHON))
+
+    result: tuple[Path, str] = ctx.once(f"tensorflow-lean-{SNAPSTART_PYTHON}", make)
+    return result
+
+
 # ---------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, Strategy] = {}
@@ -306,6 +411,8 @@ for _s in (
     PreheatLiteRT("fp16"),
     PreheatLiteRT("int8"),
     PreheatLayer(),
+    PreheatTFSnapStart(),
+    PreheatLiteRTSnapStart(),
 ):
     register(_s)
 
@@ -323,9 +430,13 @@ def get(name: str) -> Strategy:
         ) from None
 
 
-def parse(spec: str | None) -> list[Strategy]:
-    """`a,b,c` (or None / "all" for every registered one) to strategies, baseline first."""
-    if spec is None or spec.strip() in ("", "all"):
+def parse(spec: str | None, snapstart: bool = False) -> list[Strategy]:
+    """`a,b,c` to strategies, baseline first; None for the default ones (every one but the
+    opt-in SnapStart ones), "all" for every registered one. `snapstart` adds the SnapStart
+    ones to either."""
+    if spec is None or spec.strip() == "":
+        chosen = [s for s in _REGISTRY.values() if not s.snapstart]
+    elif spec.strip() == "all":
         chosen = list(_REGISTRY.values())
     else:
         seen: dict[str, Strategy] = {}
@@ -335,6 +446,8 @@ def parse(spec: str | None) -> list[Strategy]:
         chosen = list(seen.values())
         if not chosen:
             raise ConfigurationError("strategies", spec, "name at least one strategy")
+    if snapstart:
+        chosen += [s for s in _REGISTRY.values() if s.snapstart and s not in chosen]
     return sorted(chosen, key=lambda s: s.name != "baseline")
 
 

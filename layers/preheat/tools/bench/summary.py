@@ -1,4 +1,9 @@
-"""From raw cold starts to what people read: medians, ratios against baseline, the table."""
+"""From raw cold starts to what people read: medians, ratios against baseline, the table.
+
+SnapStart strategies are summarised apart (`summarize_snapstart`) and shown in a section of
+their own: their cold starts are restores the emulator cannot price (it does not snapshot
+memory), so they never enter the ratios, the headline table or the chart.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ FETCHING, NOT_FETCHING = "preheat-tf", "preheat-tf-disk"
 # Below this many bytes fetched, CPU per 100 MB says more about fixed costs than about bytes.
 MIN_PER_100MB_BYTES = 16_000_000
 PHASES = ("download", "import", "fetch", "fetch wait", "load", "warmup")
+SNAPSTART_CAVEAT = (
+    "the emulator does not snapshot memory, so the cost of restoring a snapshot is not "
+    "modelled: only the after-restore hooks and the invoke are measured"
+)
 
 
 def worst_parity(parities: list[Parity]) -> Parity | None:
@@ -85,6 +94,41 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
         ),
         "protocols": summarize_protocols(ok),
     }
+
+
+def summarize_snapstart(run: StrategyRun) -> dict[str, Any]:
+    """Medians over a SnapStart strategy's successful restores; its INIT is the snapshot's
+    (run when the version was published), never a cold start's."""
+    ok: list[ColdStart] = [c for c in run.cold_starts if c.error is None]
+    warm = [w for c in ok for w in c.warm_ms]
+    memory = [c.max_memory_mb for c in ok if c.max_memory_mb is not None]
+    parity = worst_parity([c.parity for c in ok if c.parity is not None])
+    return {
+        "cold_starts": len(ok),
+        "errors": len(run.cold_starts) - len(ok),
+        "restore_ms": median(c.restore_ms for c in ok if c.restore_ms is not None),
+        "first_response_ms": median(
+            c.first_response_ms for c in ok if c.first_response_ms is not None
+        ),
+        "first_duration_ms": median(
+            c.first_duration_ms for c in ok if c.first_duration_ms is not None
+        ),
+        "warm_p50_ms": percentile(warm, 50),
+        "warm_p99_ms": percentile(warm, 99),
+        "warm_requests": len(warm),
+        "snapshot_init_ms": median(
+            c.snapshot_init_ms for c in ok if c.snapshot_init_ms is not None
+        ),
+        "publish_ms": median(c.publish_ms for c in ok if c.publish_ms is not None),
+        "phases_ms": median_by_key([c.phases_ms for c in ok]),
+        "max_memory_mb": max(memory) if memory else None,
+        "parity": to_dict(parity) if parity is not None else None,
+    }
+
+
+def headline(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The strategies of the headline table and chart: every one but the SnapStart ones."""
+    return [s for s in doc["strategies"] if not s.get("snapstart")]
 
 
 def summarize_protocols(cold_starts: list[ColdStart]) -> list[dict[str, Any]]:
@@ -157,14 +201,19 @@ def summarize_burst(burst: Burst, baseline: Burst | None) -> dict[str, Any]:
 
 def result_dict(result: BenchResult) -> dict[str, Any]:
     """The results file: raw samples, summaries and ratios, all in one document."""
-    summaries = {s.name: summarize(s) for s in result.strategies if s.available}
+    summaries = {
+        s.name: summarize_snapstart(s) if s.snapstart else summarize(s)
+        for s in result.strategies
+        if s.available
+    }
     base = summaries.get(BASELINE)
     strategies = []
     for s in result.strategies:
         entry = to_dict(s)
         if s.available:
             entry["summary"] = summaries[s.name]
-            entry["ratios"] = ratios(summaries[s.name], base)
+            # Restores the emulator cannot price are not compared with cold INITs.
+            entry["ratios"] = None if s.snapstart else ratios(summaries[s.name], base)
         strategies.append(entry)
     imports = {
         name: summaries[name]["phases_ms"].get("import")
@@ -187,6 +236,14 @@ def result_dict(result: BenchResult) -> dict[str, Any]:
         "bursts": bursts,
         # > 1: the import ran that much slower while the fetch ran beside it.
         "import_under_fetch": ratio(imports.get(FETCHING), imports.get(NOT_FETCHING)),
+        "snapstart": (
+            {
+                "strategies": [s.name for s in result.strategies if s.snapstart],
+                "caveat": SNAPSTART_CAVEAT,
+            }
+            if any(s.snapstart for s in result.strategies)
+            else None
+        ),
     }
 
 
@@ -233,7 +290,7 @@ def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
 def _phase_grid(doc: Mapping[str, Any]) -> list[str]:
     """INIT phases per strategy (medians); fetch overlaps the imports, fetch wait does not."""
     rows = []
-    for s in doc["strategies"]:
+    for s in headline(doc):
         if s["available"] and s["summary"]["cold_starts"]:
             phases = s["summary"]["phases_ms"]
             cpu = s["summary"].get("fetch_cpu_s_per_100mb")
@@ -265,7 +322,7 @@ def _size(v: float | None) -> str:
 def _protocol_grid(doc: Mapping[str, Any]) -> list[str]:
     """Warm requests per strategy and protocol, beside the model's own predict time."""
     rows, notes = [], []
-    for s in doc["strategies"]:
+    for s in headline(doc):
         if not (s["available"] and s["summary"]["cold_starts"]):
             continue
         protocols = s["summary"].get("protocols") or []
@@ -302,7 +359,7 @@ def _init_limit_lines(doc: Mapping[str, Any]) -> list[str]:
     # Results written before the rule was recorded ran lifted.
     name = (doc["settings"].get("init_limit") or {}).get("rule") or initlimit.LIFTED
     rule = initlimit.rule(name)
-    measured = [s for s in doc["strategies"] if s["available"] and s["summary"]["cold_starts"]]
+    measured = [s for s in headline(doc) if s["available"] and s["summary"]["cold_starts"]]
 
     def counts(key: str) -> str:
         return ", ".join(
@@ -344,7 +401,7 @@ def table(doc: Mapping[str, Any]) -> str:
     ]
     rows: list[list[str]] = []
     missing: list[str] = []
-    for s in doc["strategies"]:
+    for s in headline(doc):
         if not s["available"]:
             missing.append(f"  {s['name']}: {s['reason']}")
             continue
@@ -380,6 +437,9 @@ def table(doc: Mapping[str, Any]) -> str:
     if resources.get("model"):
         s3_cores = ",".join(map(str, resources.get("s3_cores", [])))
         lines.append(f"resources: {resources['model']}; S3 on cores {s3_cores}")
+    if not headline(doc):
+        # Only SnapStart strategies were chosen: their section is the whole report.
+        return "\n".join([*lines, *snapstart_section(doc)[1:]])
     lines += _grid(header, rows)
     if missing:
         lines += ["not measured:", *missing]
@@ -414,4 +474,48 @@ def table(doc: Mapping[str, Any]) -> str:
     lines.append("speedup: baseline's first response / this one's (higher is better); ")
     lines[-1] += "INIT ratio: this INIT / baseline's (lower is better)."
     lines += _protocol_grid(doc)
+    lines += snapstart_section(doc)
     return "\n".join(lines)
+
+
+def snapstart_section(doc: Mapping[str, Any]) -> list[str]:
+    """The SnapStart strategies' own section: restores, apart from the headline ratios."""
+    runs = [s for s in doc["strategies"] if s.get("snapstart")]
+    if not runs:
+        return []
+    rows, missing = [], []
+    for s in runs:
+        if not s["available"]:
+            missing.append(f"  {s['name']}: {s['reason']}")
+            continue
+        m = s["summary"]
+        if m["cold_starts"] == 0:
+            errors = {c["error"] for c in s["cold_starts"] if c["error"]}
+            missing.append(f"  {s['name']}: every cold start failed: {'; '.join(sorted(errors))}")
+            continue
+        rows.append(
+            [
+                s["name"],
+                _fine_ms(m["restore_ms"]),
+                _ms(m["first_response_ms"]),
+                f"{_fine_ms(m['warm_p50_ms'])} / {_fine_ms(m['warm_p99_ms'])}",
+                _ms(m["snapshot_init_ms"]),
+                _mb(m["max_memory_mb"]),
+                _parity(m["parity"]),
+            ]
+        )
+    header = ["SnapStart", "restore", "first response", "warm p50/p99", "INIT (at publish)",
+              "peak RSS", "parity"]  # fmt: skip
+    lines = [
+        "",
+        "SnapStart: each cold start restores a published version's snapshot (medians; "
+        "never in the ratios, the headline table or the chart)",
+        f"note: {SNAPSTART_CAVEAT}",
+    ]
+    if rows:
+        lines += _grid(header, rows)
+        lines.append("INIT (at publish): the snapshot's INIT, run once when the version was "
+                     "published, not by any cold start")  # fmt: skip
+    if missing:
+        lines += ["not measured:", *missing]
+    return lines

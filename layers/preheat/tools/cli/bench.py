@@ -22,7 +22,7 @@ BENCH_NEEDS = ("tensorflow", "awslambdaric", "moto", "flask", "matplotlib", "pac
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    from preheat.tools.bench.strategies import names
+    from preheat.tools.bench.strategies import get, names
 
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--model", type=Path, metavar="DIR", help="a SavedModel directory")
@@ -31,10 +31,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         choices=SAMPLE_KINDS,
         help="generate a sample model with random weights (default: mobilenetv2)",
     )
+    opt_in = [n for n in names() if get(n).snapstart]
     parser.add_argument(
         "--strategies",
         metavar="A,B",
-        help=f"comma-separated, default all: {', '.join(names())}",
+        help=f"comma-separated, or all; default every one but {' and '.join(opt_in)}: "
+        f"{', '.join(n for n in names() if n not in opt_in)}",
+    )
+    parser.add_argument(
+        "--snapstart",
+        action="store_true",
+        help=f"also run {', '.join(opt_in)} (Python 3.12; TensorFlow's is installed with pip "
+        "on first use), reported in a section of their own",
     )
     parser.add_argument(
         "--network",
@@ -125,6 +133,7 @@ def options_from(args: argparse.Namespace) -> Options:
         seed=args.seed,
         functions_dir=args.functions_dir,
         init_limit=args.init_limit,
+        snapstart=args.snapstart,
     )
 
 
