@@ -181,7 +181,7 @@ def pip_tensorflow(
         progress(f"TensorFlow for Python {version}: {pin}, installed before (in {target})")
         return target
     progress(f"installing {pin} and preheat's runtime requirements for Python {version} with "
-             f"pip from the package index (about 1 GB, once; cached in {target})")  # fmt: skip
+             f"pip from the package index (about 1.6 GB installed, once; cached in {target})")  # fmt: skip
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     tags = [arg for tag in platforms(version, "x86_64") for arg in ("--platform", tag)]
