@@ -121,6 +121,25 @@ def test_a_crash_mid_invoke_is_an_exit_error_and_the_environment_is_discarded(
     assert stats.cold_starts == 2
 
 
+def test_an_event_sent_to_a_runtime_that_is_exiting_runs_in_a_new_environment(
+    start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
+) -> None:
+    # The runtime answers, then exits instead of asking for the next event: the next
+    # invoke, handed to it while it lingers, must not fail; Lambda runs it elsewhere.
+    emu = start_emulator(make_function("answer_then_exit"))
+    client = lambda_client_for(emu)
+    response, answered = invoke(client, "answer-then-exit", {"exit": True, "linger_s": 1.0})
+    response2, after = invoke(client, "answer-then-exit")
+
+    assert answered["answered"] is True and "FunctionError" not in response
+    assert "FunctionError" not in response2
+    assert after["pid"] != answered["pid"]
+    stats = emu.stats("answer-then-exit")
+    assert [e.end_reason for e in stats.environments] == ["crash", None]
+    assert [i.outcome for i in stats.invocations] == ["success", "success"]
+    assert stats.cold_starts == 2
+
+
 def test_a_killed_idle_environment_is_replaced(
     start_emulator: Start, make_function: Make, lambda_client_for: ClientFor
 ) -> None:

@@ -32,6 +32,7 @@ from preheat.tools.emulator.config import (
 from preheat.tools.emulator.environment import (
     SNAPSTART_NOTICE,
     Environment,
+    EnvironmentLost,
     RestoreFailed,
     python_version,
 )
@@ -64,6 +65,8 @@ INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 # An Event invoke that finds no free concurrency waits this long for some, then is dropped
 # (Lambda keeps retrying for hours; a local run should not).
 EVENT_MAX_WAIT_S = 60.0
+# How many environments an event may find exiting before it is failed.
+_MAX_LOST = 8
 
 OnInvocation = Callable[[InvocationRecord], None]
 
@@ -398,16 +401,13 @@ class Emulator:
                     raise ApiError(503, "ServiceException", "the emulator is shutting down")
             self._spawn_helper(self._run_event, f"event-{inv.request_id[:8]}", version, inv)
             return InvokeResult(202, inv.request_id, executed_version=version.number)
-        env = self._acquire(version)
         try:
-            record, tail = env.invoke(inv)
+            inv, record, tail = self._execute(version, inv, self._acquire(version))
         except RestoreFailed as exc:
             # A failed SnapStart restore answers with an Invoke API error, but it was an
             # invocation all the same: its observers see it.
             self._notify(exc.record)
             raise
-        finally:
-            self._release(env)
         self._notify(record)
         return InvokeResult(
             200,
@@ -431,13 +431,31 @@ class Emulator:
                     return
                 delay = min(delay * 2, 1.0)
         try:
-            record, _ = env.invoke(inv)
+            inv, record, _ = self._execute(version, inv, env)
         except RestoreFailed as exc:
             # Lambda would retry the event later; the emulator drops it, as for other errors.
             record = exc.record
-        finally:
-            self._release(env)
+        except ApiError:
+            return  # no environment for the event's second try: dropped, as above
         self._notify(record)
+
+    def _execute(
+        self, version: Version, inv: Invocation, env: Environment
+    ) -> tuple[Invocation, InvocationRecord, bytes]:
+        """Run `inv` in `env`. If a warm environment's runtime exits before taking the event,
+        the event runs in another environment (a cold start when none is idle), as Lambda
+        discards the environment and places the event elsewhere; it is not failed."""
+        for _ in range(_MAX_LOST):
+            try:
+                record, tail = env.invoke(inv)
+                return inv, record, tail
+            except EnvironmentLost:
+                inv = inv.again()
+            finally:
+                self._release(env)
+            env = self._acquire(version)
+        self._release(env)
+        raise ApiError(500, "ServiceException", "environments kept exiting before the event")
 
     def _notify(self, record: InvocationRecord) -> None:
         if self._on_invocation is not None:

@@ -97,6 +97,14 @@ def python_version(python: str) -> str:
     return done.stdout.strip()
 
 
+class EnvironmentLost(Exception):
+    """A warm environment's runtime exited before it took the event: run the event elsewhere."""
+
+    def __init__(self, env_id: str) -> None:
+        self.env_id = env_id
+        super().__init__(f"environment {env_id} exited before taking the event")
+
+
 class Environment:
     def __init__(
         self,
@@ -475,6 +483,13 @@ class Environment:
         sb.dispatch(inv)
         if not inv.done.wait(max(deadline - time.perf_counter(), 0.0)):
             self._time_out(inv)
+        if not cold and inv.outcome == "crash" and not inv.delivered:
+            # The runtime exited between its last answer and its next /next (a process
+            # that ends itself after an error, say): Lambda discards the environment and
+            # the event runs in a new one; it never reached this one.
+            sb.drain_log()
+            self.kill("crash")
+            raise EnvironmentLost(self.env_id)
         return self._finish(inv, cold, init_ms, t0, started_wall, log_from, restore_ms)
 
     def _sandbox(self) -> Sandbox:

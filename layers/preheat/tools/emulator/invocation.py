@@ -30,6 +30,9 @@ class Invocation:
     body: bytes = b""
     error_type: str | None = None
     finished_at: float = 0.0
+    # Handed to the runtime by /next: an event never handed over can go to another
+    # environment when this one's runtime exits first.
+    delivered: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -43,6 +46,17 @@ class Invocation:
             self.finished_at = time.perf_counter()
         self.done.set()
         return True
+
+    def again(self) -> Invocation:
+        """The same event, not yet sent anywhere: for another environment to run."""
+        return Invocation(
+            payload=self.payload,
+            function_arn=self.function_arn,
+            invocation_type=self.invocation_type,
+            client_context=self.client_context,
+            request_id=self.request_id,
+            trace_id=self.trace_id,
+        )
 
     @property
     def function_error(self) -> bool:

@@ -350,6 +350,7 @@ class Sandbox:
                     return None
                 self.cond.wait(_TICK_S)
             inv, self.pending = self.pending, None
+            inv.delivered = True
             self.current = inv
             return inv
 
