@@ -99,7 +99,6 @@ def request(artifact: Path, layer_zip: Path, **kw: Any) -> DeployRequest:
         # What Lambda refuses with SnapStart.
         ({"snapstart": True, "python": "3.11"}, ConfigurationError, "SnapStart needs Python 3.12"),
         ({"snapstart": True, "provisioned": 2}, ConfigurationError, "on a SnapStart function"),
-        ({"snapstart": True, "region": "ap-east-2"}, ConfigurationError, "no SnapStart there"),
         ({"model_in_image": True}, ConfigurationError, "--model-in-image"),
     ],
 )

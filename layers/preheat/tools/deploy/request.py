@@ -72,7 +72,7 @@ class DeployRequest:
         if self.arch not in ARCHITECTURES:
             raise ConfigurationError("--arch", self.arch, f"use {' or '.join(ARCHITECTURES)}")
         if self.snapstart:
-            v.snapstart(self.python, self.provisioned, self.region)
+            v.snapstart(self.python, self.provisioned)
         if self.python not in PYTHONS:
             raise ConfigurationError(
                 "--python",

@@ -140,11 +140,9 @@ def schedule(expr: str) -> str:
 # SnapStart", supported features and limitations).
 SNAPSTART_MIN_PYTHON = (3, 12)
 SNAPSTART_MAX_EPHEMERAL_MB = 512
-# Commercial regions without SnapStart: Asia Pacific (Taipei) and (New Zealand).
-SNAPSTART_UNSUPPORTED_REGIONS = frozenset({"ap-east-2", "ap-southeast-6"})
 
 
-def snapstart(python: str, provisioned: int, region: str | None) -> None:
+def snapstart(python: str, provisioned: int) -> None:
     """SnapStart's own limits that a request can break before anything is built.
 
     The other one, ephemeral storage, depends on the model's size (see deploy.model).
@@ -163,12 +161,6 @@ def snapstart(python: str, provisioned: int, region: str | None) -> None:
             provisioned,
             "Lambda refuses provisioned concurrency on a SnapStart function: drop "
             "--provisioned (restores already start in well under a second) or --snapstart",
-        )
-    if region in SNAPSTART_UNSUPPORTED_REGIONS:
-        raise ConfigurationError(
-            "--region",
-            region,
-            "Lambda has no SnapStart there: drop --snapstart or deploy elsewhere",
         )
 
 
