@@ -9,10 +9,10 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from preheat.exceptions import ConfigurationError, PreheatError
-from preheat.tools.cli._common import Output, need
+from preheat.tools.cli._common import Output, key_value, need, positive
 from preheat.tools.emulator.config import DEFAULT_MAX_CONCURRENCY
 from preheat.tools.emulator.resources import DEFAULT_INIT_CPU, INIT_CPU_RULES, parse_cpus
 
@@ -49,26 +49,6 @@ Python 3.12+: --python names the interpreter (make py312 builds .venv312)."""
 _ALL = "*"
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} must be above 0")
-        return value
-
-    return parse
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key, value
-
-
 def _cpus(text: str) -> tuple[int, ...]:
     try:
         return parse_cpus(text)
@@ -99,7 +79,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env",
         action="append",
-        type=_key_value,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
         help="an environment variable for every function (repeatable)",
@@ -134,21 +114,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive(float),
         default=30.0,
         metavar="S",
         help="function timeout (default %(default)s)",
     )
     parser.add_argument(
         "--init-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="S",
         help="INIT limit before one retry inside the invoke (default %(default)s, as Lambda)",
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive(int),
+        type=positive(int),
         default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
         help="most environments busy at once across all functions; more invokes get 429 "
@@ -156,7 +136,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=300.0,
         metavar="S",
         help="shut an environment down after this long unused (default %(default)s)",
@@ -200,7 +180,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--url",
         dest="urls",
         action="append",
-        type=_key_value,
+        type=key_value,
         default=[],
         metavar="NAME=PORT",
         help="serve function NAME's Function URL on PORT (auth NONE; deployed URLs use "

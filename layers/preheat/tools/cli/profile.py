@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from preheat.exceptions import ConfigurationError, PreheatError
-from preheat.tools.cli._common import Output, need
-from preheat.tools.cli.emulate import _key_value, _positive
+from preheat.tools.cli._common import Output, key_value, need, positive
 
 if TYPE_CHECKING:
     from preheat.tools.profile.run import Progress
@@ -50,7 +49,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env",
         action="append",
-        type=_key_value,
+        type=key_value,
         default=[],
         metavar="KEY=VALUE",
         help="an environment variable for the function (repeatable)",
@@ -91,21 +90,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--top",
-        type=_positive(int),
+        type=positive(int),
         default=DEFAULT_TOP,
         metavar="N",
         help="how many imports each ranking lists (default %(default)s)",
     )
     parser.add_argument(
         "--init-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="S",
         help="INIT limit (default %(default)s, as Lambda); the imports up to it are still shown",
     )
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive(float),
         default=30.0,
         metavar="S",
         help="the first invoke's timeout (default %(default)s)",
