@@ -7,7 +7,7 @@ memory), so they never enter the ratios, the headline table or the chart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from preheat.tools.bench import initlimit
@@ -250,6 +250,23 @@ def result_dict(result: BenchResult) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the table
 
 
+def _measured(
+    strategies: Iterable[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """The strategies with at least one cold start measured, and a line for each other one."""
+    measured: list[Mapping[str, Any]] = []
+    missing: list[str] = []
+    for s in strategies:
+        if not s["available"]:
+            missing.append(f"  {s['name']}: {s['reason']}")
+        elif s["summary"]["cold_starts"] == 0:
+            errors = {c["error"] for c in s["cold_starts"] if c["error"]}
+            missing.append(f"  {s['name']}: every cold start failed: {'; '.join(sorted(errors))}")
+        else:
+            measured.append(s)
+    return measured, missing
+
+
 def _ms(v: float | None) -> str:
     if v is None:
         return "-"
@@ -400,16 +417,9 @@ def table(doc: Mapping[str, Any]) -> str:
         "parity",
     ]
     rows: list[list[str]] = []
-    missing: list[str] = []
-    for s in headline(doc):
-        if not s["available"]:
-            missing.append(f"  {s['name']}: {s['reason']}")
-            continue
+    measured, missing = _measured(headline(doc))
+    for s in measured:
         m, r = s["summary"], s["ratios"]
-        if m["cold_starts"] == 0:
-            errors = {c["error"] for c in s["cold_starts"] if c["error"]}
-            missing.append(f"  {s['name']}: every cold start failed: {'; '.join(sorted(errors))}")
-            continue
         rows.append(
             [
                 s["name"],
@@ -483,16 +493,10 @@ def snapstart_section(doc: Mapping[str, Any]) -> list[str]:
     runs = [s for s in doc["strategies"] if s.get("snapstart")]
     if not runs:
         return []
-    rows, missing = [], []
-    for s in runs:
-        if not s["available"]:
-            missing.append(f"  {s['name']}: {s['reason']}")
-            continue
+    rows = []
+    measured, missing = _measured(runs)
+    for s in measured:
         m = s["summary"]
-        if m["cold_starts"] == 0:
-            errors = {c["error"] for c in s["cold_starts"] if c["error"]}
-            missing.append(f"  {s['name']}: every cold start failed: {'; '.join(sorted(errors))}")
-            continue
         rows.append(
             [
                 s["name"],
