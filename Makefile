@@ -58,9 +58,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/preheat bench
 
-# Build the wheel, install it with [local] in a fresh virtualenv and use it (tests/wheel_smoke.py).
+# Build the wheel, install it alone in a fresh virtualenv and use it: every verb's --help,
+# emulate, deploy --dry-run and a real deploy against moto, and the demo (tests/wheel_smoke.py).
 wheel-smoke: $(STAMP)
-	$(PY) -m tests.wheel_smoke
+	$(PY) -m tests.wheel_smoke --extras tensorflow,litert,local
 
 clean:
 	rm -rf $(VENV) $(VENV312) .pytest_cache .mypy_cache .ruff_cache build *.egg-info layers/*.egg-info

@@ -173,13 +173,33 @@ def check_deploy(preheat: Path, work: Path) -> None:
         say("destroy removed the stack")
 
 
+def check_demo(preheat: Path, work: Path) -> None:
+    """`preheat demo` on the small sample: every strategy cold-starts from the wheel alone."""
+    out = run(
+        [str(preheat), "demo", "--json", "--model", "dense", "--cold-starts", "1",
+         "--warm-requests", "2", "--network", "loopback", "--workdir", str(work / "demo")],
+        timeout_s=900,
+    )  # fmt: skip
+    doc = json.loads(out)
+    broken = [
+        s["name"]
+        for s in doc["strategies"]
+        if not s["available"] or s["summary"]["cold_starts"] != 1
+    ]
+    if broken or not doc["strategies"]:
+        raise SmokeFailed(f"preheat demo did not cold-start {broken or 'any strategy'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # moto's CloudFormation names each resource type it does not model; that is not news here.
     warnings.filterwarnings("ignore", "Tried to parse AWS", UserWarning)
     logging.getLogger("moto").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--extras", default="local", help="the extras installed with the wheel (default local)"
+        "--extras",
+        default="local",
+        help="the extras installed with the wheel (default local); with tensorflow and "
+        "litert, `preheat demo` runs too",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -195,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_emulate(preheat, work)
             say("preheat emulate served an echo function to boto3 and stopped on Ctrl-C")
             check_deploy(preheat, work)
+            if {"tensorflow", "litert"} <= set(args.extras.split(",")):
+                check_demo(preheat, work)
+                say("preheat demo cold-started every strategy on the dense sample")
         except (SmokeFailed, subprocess.TimeoutExpired) as exc:
             print(f"wheel smoke: FAILED: {exc}", file=sys.stderr, flush=True)
             return 1
