@@ -51,25 +51,15 @@ def worst_parity(parities: list[Parity]) -> Parity | None:
     )
 
 
-def summarize(run: StrategyRun) -> dict[str, Any]:
-    """Medians over a strategy's successful cold starts; warm percentiles pool all requests."""
+def _successful(run: StrategyRun) -> tuple[list[ColdStart], dict[str, Any]]:
+    """A strategy's successful cold starts, and what every summary says of them."""
     ok: list[ColdStart] = [c for c in run.cold_starts if c.error is None]
     warm = [w for c in ok for w in c.warm_ms]
     memory = [c.max_memory_mb for c in ok if c.max_memory_mb is not None]
     parity = worst_parity([c.parity for c in ok if c.parity is not None])
-    return {
+    return ok, {
         "cold_starts": len(ok),
         "errors": len(run.cold_starts) - len(ok),
-        "init_ms": median(c.init_ms for c in ok if c.init_ms is not None),
-        # Cold starts whose INIT passed Lambda's limit: measured past it (the lifted rule
-        # lets INIT finish), or cut off there and retried in the invoke (the lambda rule).
-        "init_over_limit": sum(
-            1 for c in ok if c.init_retried or (c.init_ms is not None and c.init_ms > INIT_LIMIT_MS)
-        ),
-        "init_retried": sum(1 for c in ok if c.init_retried),
-        # INITs that returned at preheat's budget, the first invoke waiting for the load.
-        "init_handed_back": sum(1 for c in ok if c.init_handed_back),
-        "phases_ms": median_by_key([c.phases_ms for c in ok]),
         "first_response_ms": median(
             c.first_response_ms for c in ok if c.first_response_ms is not None
         ),
@@ -79,11 +69,29 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
         "warm_p50_ms": percentile(warm, 50),
         "warm_p99_ms": percentile(warm, 99),
         "warm_requests": len(warm),
+        "phases_ms": median_by_key([c.phases_ms for c in ok]),
         "max_memory_mb": max(memory) if memory else None,
+        "parity": to_dict(parity) if parity is not None else None,
+    }
+
+
+def summarize(run: StrategyRun) -> dict[str, Any]:
+    """Medians over a strategy's successful cold starts; warm percentiles pool all requests."""
+    ok, shared = _successful(run)
+    return {
+        **shared,
+        "init_ms": median(c.init_ms for c in ok if c.init_ms is not None),
+        # Cold starts whose INIT passed Lambda's limit: measured past it (the lifted rule
+        # lets INIT finish), or cut off there and retried in the invoke (the lambda rule).
+        "init_over_limit": sum(
+            1 for c in ok if c.init_retried or (c.init_ms is not None and c.init_ms > INIT_LIMIT_MS)
+        ),
+        "init_retried": sum(1 for c in ok if c.init_retried),
+        # INITs that returned at preheat's budget, the first invoke waiting for the load.
+        "init_handed_back": sum(1 for c in ok if c.init_handed_back),
         "bytes_by_tier": {
             k: round(v) for k, v in median_by_key([_floats(c.bytes_by_tier) for c in ok]).items()
         },
-        "parity": to_dict(parity) if parity is not None else None,
         "fetch_cpu_ms": median(c.fetch_cpu_ms for c in ok if c.fetch_cpu_ms is not None),
         # The fetch's CPU in the function's process per 100 MB it brought from S3; a fetch of
         # a few MB is mostly fixed costs (the manifest, the client), so none is given then.
@@ -99,30 +107,14 @@ def summarize(run: StrategyRun) -> dict[str, Any]:
 def summarize_snapstart(run: StrategyRun) -> dict[str, Any]:
     """Medians over a SnapStart strategy's successful restores; its INIT is the snapshot's
     (run when the version was published), never a cold start's."""
-    ok: list[ColdStart] = [c for c in run.cold_starts if c.error is None]
-    warm = [w for c in ok for w in c.warm_ms]
-    memory = [c.max_memory_mb for c in ok if c.max_memory_mb is not None]
-    parity = worst_parity([c.parity for c in ok if c.parity is not None])
+    ok, shared = _successful(run)
     return {
-        "cold_starts": len(ok),
-        "errors": len(run.cold_starts) - len(ok),
+        **shared,
         "restore_ms": median(c.restore_ms for c in ok if c.restore_ms is not None),
-        "first_response_ms": median(
-            c.first_response_ms for c in ok if c.first_response_ms is not None
-        ),
-        "first_duration_ms": median(
-            c.first_duration_ms for c in ok if c.first_duration_ms is not None
-        ),
-        "warm_p50_ms": percentile(warm, 50),
-        "warm_p99_ms": percentile(warm, 99),
-        "warm_requests": len(warm),
         "snapshot_init_ms": median(
             c.snapshot_init_ms for c in ok if c.snapshot_init_ms is not None
         ),
         "publish_ms": median(c.publish_ms for c in ok if c.publish_ms is not None),
-        "phases_ms": median_by_key([c.phases_ms for c in ok]),
-        "max_memory_mb": max(memory) if memory else None,
-        "parity": to_dict(parity) if parity is not None else None,
     }
 
 
