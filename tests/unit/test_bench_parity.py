@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 
 from preheat.artifact.manifest import Signature, TensorSpec
-from preheat.tools.bench.parity import compare, constant_outputs, from_json, request_inputs, to_json
+from preheat.tools.bench.parity import (
+    compare,
+    constant_outputs,
+    from_json,
+    request_inputs,
+    to_json,
+    variety,
+)
 
 SIG = Signature(
     "serving_default",
@@ -41,3 +49,22 @@ def test_constant_outputs_are_detected() -> None:
     uniform = [{"probs": np.full((1, 3), 1 / 3, dtype=np.float32)}]
     assert constant_outputs(uniform)
     assert not constant_outputs([{"probs": np.array([[0.1, 0.7, 0.2]], dtype=np.float32)}])
+
+
+def test_variety_measures_how_far_answers_move() -> None:
+    same = [{"logits": np.array([[1.0, 2.0, 3.0]], dtype=np.float32)} for _ in range(4)]
+    v = variety(same)
+    assert v == {"requests": 4, "spread": 0.0, "top1_classes": 1}
+    moving = [
+        {"logits": np.array([[1.0, 2.0, 3.0]], dtype=np.float32)},
+        {"logits": np.array([[3.0, 2.0, 1.0]], dtype=np.float32)},
+    ]
+    v = variety(moving)
+    assert v is not None and v["top1_classes"] == 2
+    # std across the two requests per element: 1, 0, 1; mean 2/3 over a mean size of 2.
+    assert v["spread"] == pytest.approx((2 / 3) / 2)
+    # No class axis: spread only; fewer than two requests: nothing to say.
+    flat = variety([{"y": np.array([1.0])}, {"y": np.array([3.0])}])
+    assert flat == {"requests": 2, "spread": 0.5, "top1_classes": None}
+    assert variety(same[:1]) is None
+    assert variety([{"s": np.array([b"a"], dtype=object)}] * 2) is None

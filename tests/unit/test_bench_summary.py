@@ -148,6 +148,11 @@ def test_table_warns_when_the_model_answers_a_constant() -> None:
     assert "cannot tell strategies apart" in table(result_dict(result))
     result.model["constant_outputs"] = False
     assert "cannot tell" not in table(result_dict(result))
+    result.model["output_variety"] = {"requests": 8, "spread": 0.27, "top1_classes": 3}
+    assert (
+        "parity over 8 requests; the source's outputs vary by 27% of their size across "
+        "them and take 3 top-1 classes" in table(result_dict(result))
+    )
 
 
 def test_the_import_under_fetch_and_inits_past_the_limit_are_reported() -> None:

@@ -90,3 +90,32 @@ def constant_outputs(reference: Sequence[Outputs]) -> bool:
     """
     arrays = [a for outputs in reference for a in outputs.values() if a.dtype.kind in "biuf"]
     return bool(arrays) and all(a.size == 0 or bool(np.all(a == a.flat[0])) for a in arrays)
+
+
+def variety(reference: Sequence[Outputs]) -> dict[str, Any] | None:
+    """How much the source's answers move with the input: what parity can tell apart.
+
+    `spread` is the mean over elements of each output's standard deviation across the
+    requests, over its mean magnitude (0: every input answered alike). `top1_classes` counts
+    the distinct top-1 classes when the output has a class axis. None below two requests.
+    """
+    if len(reference) < 2:
+        return None
+    spreads: list[float] = []
+    classes: set[int] | None = None
+    for name, first in reference[0].items():
+        if first.dtype.kind not in "biuf":
+            continue
+        stacked = np.stack([outputs[name].astype(np.float64) for outputs in reference])
+        size = float(np.abs(stacked).mean())
+        spreads.append(float(stacked.std(axis=0).mean()) / size if size > 0 else 0.0)
+        if first.dtype.kind == "f" and first.ndim >= 2 and first.shape[-1] > 1:
+            top = np.argmax(stacked, axis=-1).ravel().tolist()
+            classes = (classes or set()) | {int(t) for t in top}
+    if not spreads:
+        return None
+    return {
+        "requests": len(reference),
+        "spread": min(spreads),
+        "top1_classes": len(classes) if classes is not None else None,
+    }

@@ -136,7 +136,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
             bursts = Campaign(measure, plans, fnames, runs, say).run(opts.cold_starts, opts.burst)
     result = BenchResult(
         created=created,
-        model=_model_facts(model, ref.constant),
+        model=_model_facts(model, ref),
         network=ctx.network_info,
         settings=_settings(opts, rule, ctx.resources, load_start),
         strategies=list(runs.values()),
@@ -257,6 +257,7 @@ class _Reference:
     inputs: list[parity.Inputs]
     expected: list[parity.Outputs]
     constant: bool
+    variety: dict[str, Any] | None
 
 
 def _reference(model: SourceModel, opts: Options, cpus: Sequence[int], say: Say) -> _Reference:
@@ -267,10 +268,10 @@ def _reference(model: SourceModel, opts: Options, cpus: Sequence[int], say: Say)
     if constant:
         say("note: the source model gives every input the same constant outputs; "
             "parity cannot tell strategies apart on it")  # fmt: skip
-    return _Reference(list(inputs), list(expected), constant)
+    return _Reference(list(inputs), list(expected), constant, parity.variety(expected))
 
 
-def _model_facts(model: SourceModel, constant: bool) -> dict[str, Any]:
+def _model_facts(model: SourceModel, ref: _Reference) -> dict[str, Any]:
     manifest = model.manifest
     return {
         "name": model.name,
@@ -279,7 +280,8 @@ def _model_facts(model: SourceModel, constant: bool) -> dict[str, Any]:
         "files": len(manifest.files),
         "fingerprint": manifest.source.get("fingerprint"),
         "signature": manifest.signature.key,
-        "constant_outputs": constant,
+        "constant_outputs": ref.constant,
+        "output_variety": ref.variety,
     }
 
 

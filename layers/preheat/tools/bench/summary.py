@@ -395,6 +395,14 @@ def _init_limit_lines(doc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _variety_line(v: Mapping[str, Any]) -> str:
+    """What parity is measured on: how far the source's answers move between requests."""
+    classes = v.get("top1_classes")
+    spread = f"the source's outputs vary by {v['spread']:.0%} of their size across them"
+    tail = f" and take {classes} top-1 classes" if classes is not None else ""
+    return f"parity over {v['requests']} requests; {spread}{tail}"
+
+
 def table(doc: Mapping[str, Any]) -> str:
     """The terminal table of a results document (see result_dict)."""
     header = [
@@ -450,6 +458,8 @@ def table(doc: Mapping[str, Any]) -> str:
             "note: the model answers every input with the same constant outputs (random "
             "weights), so parity here cannot tell strategies apart"
         )
+    elif doc["model"].get("output_variety"):
+        lines.append(_variety_line(doc["model"]["output_variety"]))
     lines += ["", *_phase_grid(doc)]
     under = doc.get("import_under_fetch")
     if under is not None:

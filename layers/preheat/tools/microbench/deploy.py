@@ -40,7 +40,7 @@ def export_models(work: Path, layer: str, seed: int) -> tuple[Path, Path]:
     v1, v2 = work / "resnet50-v1", work / "resnet50-v2"
     keras.utils.set_random_seed(seed)
     tf.random.set_seed(seed)
-    model = KINDS["resnet50"][0](keras)
+    model = KINDS["resnet50"][0](keras, seed)
     rng = np.random.default_rng(seed)
     for each in model.layers:
         weights = each.get_weights()
