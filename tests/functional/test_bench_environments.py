@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.version import Version
 
 from preheat.exceptions import ConfigurationError
-from preheat.tools.bench.environments import packages, tensorflow_layer
+from preheat.tools.bench.environments import packages, pip_gives, tensorflow_layer, tensorflow_pin
 from preheat.tools.bench.managed import interpreter
 from tests.fixtures.models import BuiltModel
 
@@ -44,6 +47,37 @@ def test_the_user_environment_is_what_pip_install_tensorflow_gives(
     # Nothing of preheat's, nor the dev tools this installation carries.
     assert not names & {"preheat", "matplotlib", "moto", "pytest", "obstore"}
     assert not (layers["user"] / "python" / "preheat").exists()
+
+
+def _version(layer: Path, name: str) -> str:
+    (found,) = [p.split("==")[1] for p in packages(layer) if p.split("==")[0] == name]
+    return found
+
+
+def test_each_environment_holds_what_pip_gives_not_what_is_installed_here(
+    layers: dict[str, Path], tmp_path: Path
+) -> None:
+    # What `pip install tensorflow-cpu boto3` installs today, asked of pip independently.
+    gives = pip_gives([tensorflow_pin(), "boto3"])
+    user = layers["user"]
+    assert _version(user, "ml-dtypes") == gives["ml-dtypes"]
+    record = json.loads((user / "resolution.json").read_text())
+    assert record["unresolved"] is None
+    installed = metadata.version("ml-dtypes")
+    if installed != gives["ml-dtypes"]:
+        assert record["swapped"]["ml-dtypes"] == [installed, gives["ml-dtypes"]]
+    # The environment's interpreter imports the swapped-in version through the links.
+    proc = subprocess.run(
+        [str(interpreter(tmp_path)), "-c", "import ml_dtypes; print(ml_dtypes.__version__)"],
+        env={"PYTHONPATH": str(user / "python")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.stdout.strip() == gives["ml-dtypes"], proc.stderr[-1000:]
+    # preheat's extra holds ml-dtypes below 0.7 where 0.7's import is slow (Python < 3.12).
+    lean = Version(_version(layers["lean"], "ml-dtypes"))
+    assert (lean < Version("0.7")) == (sys.version_info < (3, 12))
 
 
 def test_the_lean_environment_has_tensorflow_and_preheat_but_no_keras(

@@ -196,3 +196,18 @@ def test_fetch_cpu_per_100_mb_for_a_real_sized_fetch() -> None:
     run.cold_starts = [_cold("preheat-tf", 0, 2000, 2100, fetch_cpu_ms=260.0)]
     run.cold_starts[0].bytes_by_tier = {"s3": 104_000_000}
     assert summarize(run)["fetch_cpu_s_per_100mb"] == 0.25
+
+
+def test_the_table_says_how_each_environment_differs_from_this_installation() -> None:
+    result = _result()
+    result.settings["environments"] = {
+        "user": {"asked": ["tensorflow-cpu==2.21.0", "boto3"],
+                 "swapped": {"ml-dtypes": ["0.5.4", "0.7.0"]}, "unresolved": None},
+        "lean": {"asked": [], "swapped": {}, "unresolved": "no index"},
+    }  # fmt: skip
+    text = table(result_dict(result))
+    assert (
+        "user environment: as pip gives it; unlike this installation: ml-dtypes 0.5.4 -> 0.7.0"
+        in text
+    )
+    assert "lean environment: as installed here; pip could not say what it gives (no index)" in text

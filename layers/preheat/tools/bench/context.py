@@ -136,6 +136,8 @@ class BenchContext:
         self.emulator: Emulator | None = None
         # What each environment ran under (CPU quota, memory limit, cores) and where S3 ran.
         self.resources: dict[str, Any] = {}
+        # Each TensorFlow environment's versions against what pip gives (environments.py).
+        self.environments: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
         self._stack.enter_context(terminate_as_interrupt())
@@ -196,6 +198,7 @@ class BenchContext:
             s3=self.s3,
             s3_env=self._s3_process.env(),
             progress=self.say,
+            environments=self.environments,
         )
 
     @property

@@ -10,9 +10,15 @@ pays for the first two):
 
 Each is a layer-like directory (`python/` on the function's path, as Lambda mounts layers
 under /opt) of links into this installation's site-packages: the closure of the named
-requirements, so the versions are exactly the ones installed here and nothing is
-downloaded. It is made once per benchmark run, in milliseconds, and run by the managed
-runtime's stand-in interpreter (see managed.py), which sees no other site-packages.
+requirements. It is made once per benchmark run and run by the managed runtime's stand-in
+interpreter (see managed.py), which sees no other site-packages.
+
+This installation is not always what its users get: a dev tool may hold a package back
+(tritonclient keeps ml-dtypes at 0.5.4, and 0.7.0's extension costs the baseline's import
+about 0.5 s on Python 3.11). So each environment asks pip, in a dry run against the package
+index, what `pip install` of its roots would install today, and every package whose version
+differs is installed alone at pip's version (once, cached) and linked instead. Without the
+index the environment stays as installed, and says so.
 
 SnapStart needs Python 3.12+. When preheat runs on an older Python, the lean environment for
 3.12 cannot be linked from here: `pip_tensorflow_layer` installs TensorFlow (pinned as
@@ -22,11 +28,13 @@ pip, once, into the user's cache, and links a layer from that install the same w
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -123,8 +131,132 @@ def _preheat_runtime_requirements() -> list[str]:
     return [str(r) for r in _requirements(dist, ()) if r.marker is None]
 
 
-def tensorflow_layer(kind: str, workdir: Path) -> Path:
-    """The `kind` environment as a layer directory under `workdir` (made once per run)."""
+def _tensorflow_extra(python_version: str | None = None) -> list[str]:
+    """preheat's `tensorflow` extra as plain requirements, for this Python or `python_version`."""
+    env = {"extra": "tensorflow"}
+    if python_version is not None:
+        env["python_version"] = python_version
+    out = []
+    for line in metadata.distribution("preheat").requires or []:
+        req = Requirement(line)
+        if req.marker is not None and req.marker.evaluate(env):
+            req.marker = None
+            out.append(str(req))
+    return out
+
+
+@dataclass
+class Resolution:
+    """How an environment's versions compare with what pip gives its users today."""
+
+    asked: list[str]
+    # name: (installed here, what pip gives), for each package swapped for pip's version.
+    swapped: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Why pip could not be asked (no index): the environment is as installed here.
+    unresolved: str | None = None
+
+    def text(self, kind: str) -> str:
+        if self.unresolved:
+            return f"{kind} environment: as installed here; pip could not say what it gives ({self.unresolved})"
+        if not self.swapped:
+            return f"{kind} environment: as pip gives it"
+        swaps = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(self.swapped.items()))
+        return f"{kind} environment: as pip gives it; unlike this installation: {swaps}"
+
+
+def pip_gives(requirements: Sequence[str], timeout: float = 300) -> dict[str, str]:
+    """What `pip install REQUIREMENTS` would install today on this Python: name -> version.
+
+    A dry run against the package index: pip reads metadata only (about 3 s).
+    """
+    cmd = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--disable-pip-version-check", "--only-binary=:all:", "--report", "-", *requirements,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolProcessError(
+            "asking pip what it installs", f"no answer in {timeout:g} s", None
+        ) from exc
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+        raise ToolProcessError(
+            "asking pip what it installs", (lines or ["pip failed"])[-1][:300], proc.returncode
+        )
+    report = json.loads(proc.stdout)
+    return {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]}
+
+
+def _installed_alone(name: str, version: str, cache: Path) -> metadata.Distribution:
+    """`name==version` installed without its dependencies into `cache`, once."""
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = cache / f"{name}-{version}-python{py}"
+    if not (target / ".complete").is_file():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        cmd = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--only-binary=:all:", "--target", str(partial), f"{name}=={version}",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+            raise ToolProcessError(
+                f"installing {name}=={version}",
+                (lines or ["pip failed"])[-1][:300],
+                proc.returncode,
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        (target / ".complete").touch()
+    (info,) = target.glob("*.dist-info")
+    return metadata.PathDistribution(info)
+
+
+def as_pip_gives(
+    dists: Mapping[str, metadata.Distribution],
+    requirements: Sequence[str],
+    cache: Path,
+    gives: Callable[[Sequence[str]], dict[str, str]] = pip_gives,
+) -> tuple[dict[str, metadata.Distribution], Resolution]:
+    """`dists` with each package pip would install at another version swapped for pip's."""
+    resolution = Resolution(list(requirements))
+    try:
+        wanted = gives(requirements)
+    except ToolProcessError as exc:
+        resolution.unresolved = exc.reason
+        return dict(dists), resolution
+    out = dict(dists)
+    for name, dist in dists.items():
+        version = wanted.get(name)
+        if version is not None and version != dist.version:
+            out[name] = _installed_alone(name, version, cache)
+            resolution.swapped[name] = (dist.version, version)
+    return out, resolution
+
+
+def _pip_roots(kind: str) -> list[str]:
+    # What a user of this kind types: pip install tensorflow-cpu boto3, or preheat's extra.
+    if kind == "user":
+        return [tensorflow_pin(), "boto3"]
+    return [*_tensorflow_extra(), *_preheat_runtime_requirements()]
+
+
+def tensorflow_layer(
+    kind: str,
+    workdir: Path,
+    *,
+    resolve: bool = True,
+    cache: Path | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> Path:
+    """The `kind` environment as a layer directory under `workdir` (made once per run).
+
+    With `resolve`, versions are what pip gives today (see the module's docstring); the
+    layer's `resolution.json` says what was swapped.
+    """
     if kind not in KINDS:
         raise ConfigurationError("environment", kind, f"use one of {', '.join(KINDS)}")
     layer = workdir / f"tensorflow-{kind}"
@@ -136,7 +268,25 @@ def tensorflow_layer(kind: str, workdir: Path) -> Path:
     if kind == "lean":
         roots += _preheat_runtime_requirements()
         exclude = LEAN_EXCLUDES
-    site_view(closure(roots, exclude).values(), python)
+    dists = closure(roots, exclude)
+    if resolve:
+        from preheat.tools.bench.managed import cache_root
+
+        dists, resolution = as_pip_gives(
+            dists, _pip_roots(kind), (cache or cache_root()) / "pip-gives"
+        )
+        progress(resolution.text(kind))
+        layer.mkdir(parents=True, exist_ok=True)
+        (layer / "resolution.json").write_text(
+            json.dumps(
+                {
+                    "asked": resolution.asked,
+                    "swapped": resolution.swapped,
+                    "unresolved": resolution.unresolved,
+                }
+            )
+        )
+    site_view(dists.values(), python)
     if kind == "lean":
         # The package itself from this source tree, as the image installs it.
         import preheat
@@ -176,6 +326,7 @@ def pip_tensorflow(
     from preheat.tools.layer.plan import platforms
 
     pin = tensorflow_pin()
+    extra = [r for r in _tensorflow_extra(version) if _norm(Requirement(r).name) != TENSORFLOW]
     target = (cache or cache_root()) / f"python{version}-{pin.replace('==', '-')}"
     if (target / ".complete").is_file():
         progress(f"TensorFlow for Python {version}: {pin}, installed before (in {target})")
@@ -188,7 +339,7 @@ def pip_tensorflow(
     cmd = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--only-binary=:all:", "--implementation", "cp", "--python-version", version, *tags,
-        "--target", str(partial), pin, *_preheat_runtime_requirements(),
+        "--target", str(partial), pin, *extra, *_preheat_runtime_requirements(),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:

@@ -138,7 +138,7 @@ def run(opts: Options, say: Say = lambda _m: None) -> Outcome:
         created=created,
         model=_model_facts(model, ref),
         network=ctx.network_info,
-        settings=_settings(opts, rule, ctx.resources, load_start),
+        settings=_settings(opts, rule, ctx.resources, ctx.environments, load_start),
         strategies=list(runs.values()),
         bursts=bursts,
     )
@@ -286,7 +286,11 @@ def _model_facts(model: SourceModel, ref: _Reference) -> dict[str, Any]:
 
 
 def _settings(
-    opts: Options, rule: initlimit.InitRule, resources: dict[str, Any], load_start: float | None
+    opts: Options,
+    rule: initlimit.InitRule,
+    resources: dict[str, Any],
+    environments: dict[str, Any],
+    load_start: float | None,
 ) -> dict[str, Any]:
     return {
         "cold_starts": opts.cold_starts,
@@ -299,6 +303,8 @@ def _settings(
         "init_limit": rule.describe(),
         # What each environment ran under (CPU quota, memory limit, cores) and where S3 ran.
         "resources": resources,
+        # The TensorFlow environments' versions against what pip gives their users today.
+        "environments": environments,
         "cpus": os.cpu_count(),
         # Other work on the machine stretches every phase; ratios in one run stay fair.
         "load_average": {"start": load_start, "end": _load_average()},

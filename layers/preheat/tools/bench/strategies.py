@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -66,6 +67,8 @@ class Context:
     progress: Callable[[str], None] = lambda _msg: None
     # Results of shared steps (an artifact pushed once and used by several strategies).
     memo: dict[str, Any] = field(default_factory=dict)
+    # Each TensorFlow environment's versions against what pip gives (for the report).
+    environments: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.memo:
@@ -257,7 +260,10 @@ def tensorflow_runtime(ctx: Context, kind: str) -> tuple[Path, str]:
         from preheat.tools.bench.managed import interpreter
 
         ctx.progress(f"linking the {kind} TensorFlow environment")
-        layer = tensorflow_layer(kind, ctx.workdir / "environments")
+        layer = tensorflow_layer(kind, ctx.workdir / "environments", progress=ctx.progress)
+        resolution = layer / "resolution.json"
+        if resolution.is_file():
+            ctx.environments[kind] = json.loads(resolution.read_text())
         return layer, str(interpreter(ctx.workdir))
 
     result: tuple[Path, str] = ctx.once(f"tensorflow-{kind}", make)

@@ -395,6 +395,18 @@ def _init_limit_lines(doc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _environment_lines(environments: Mapping[str, Any]) -> list[str]:
+    """Each TensorFlow environment's versions against what pip gives its users today."""
+    from preheat.tools.bench.environments import Resolution
+
+    out = []
+    for kind, r in sorted(environments.items()):
+        swapped = {name: (old, new) for name, (old, new) in (r.get("swapped") or {}).items()}
+        resolution = Resolution(list(r.get("asked") or []), swapped, r.get("unresolved"))
+        out.append(resolution.text(kind))
+    return out
+
+
 def _variety_line(v: Mapping[str, Any]) -> str:
     """What parity is measured on: how far the source's answers move between requests."""
     classes = v.get("top1_classes")
@@ -447,6 +459,7 @@ def table(doc: Mapping[str, Any]) -> str:
     if resources.get("model"):
         s3_cores = ",".join(map(str, resources.get("s3_cores", [])))
         lines.append(f"resources: {resources['model']}; S3 on cores {s3_cores}")
+    lines += _environment_lines(settings.get("environments") or {})
     if not headline(doc):
         # Only SnapStart strategies were chosen: their section is the whole report.
         return "\n".join([*lines, *snapstart_section(doc)[1:]])
