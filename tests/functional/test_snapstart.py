@@ -340,6 +340,42 @@ def test_each_restore_reseeds_the_three_generators_and_renews_the_id(
     assert [r["environment_id"] for r in reports] == ids
 
 
+def test_a_model_without_random_ops_keeps_tensorflows_kernels_across_a_restore(
+    dense_model: BuiltModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    art = dense_model.as_artifact(tmp_path / "dense", name="dense", version="1")
+    _fn, hooks, _obs = init(str(art), tmp_path)
+    assert hooks.clear_kernels  # until the snapshot's model is known
+    runner.run_before_snapshot()
+    assert not hooks.clear_kernels
+    runner.run_after_restore()
+    lines = log_lines(capsys.readouterr().out)
+    (snapshot,) = messages(lines, "preheat before snapshot")
+    assert snapshot["snapshot"]["random_ops"] == []
+    (restore,) = messages(lines, "preheat restore")
+    assert restore["restore"]["kernel_cache"] == "kept"
+    assert "tensorflow" in restore["restore"]["reseeded"]
+
+
+def test_a_model_with_a_random_op_empties_the_kernel_cache_on_each_restore(
+    noisy_model: BuiltModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    art = noisy_model.as_artifact(tmp_path / "noisy", name="noisy", version="1")
+    fn, hooks, _obs = init(str(art), tmp_path)
+    runner.run_before_snapshot()
+    assert hooks.clear_kernels
+    runner.run_after_restore()
+    lines = log_lines(capsys.readouterr().out)
+    (snapshot,) = messages(lines, "preheat before snapshot")
+    assert snapshot["snapshot"]["random_ops"] == ["RandomUniform"]
+    (restore,) = messages(lines, "preheat restore")
+    assert restore["restore"]["kernel_cache"] == "cleared"
+    # The model still answers, with noise in [0, 1) on top of its input.
+    x = np.zeros((2, 3), dtype=np.float32)
+    y = fn.model.predict({"x": x})["y"]
+    assert y.shape == (2, 3) and ((y >= 0) & (y < 1)).all() and len(set(y.ravel())) > 1
+
+
 def test_a_file_changed_after_the_load_stops_the_snapshot(
     dense_model: BuiltModel, tmp_path: Path
 ) -> None:

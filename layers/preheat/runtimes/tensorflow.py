@@ -67,6 +67,26 @@ def describe_saved_model(path: Path) -> tuple[Signature, tuple[Signature, ...]]:
     return main, others
 
 
+# Op types whose kernels draw from a generator state they keep between calls (stateless
+# ops take their seed as an input and keep nothing). "StatefulPartitionedCall" is a plain
+# function call, so the Stateful* names are listed one by one.
+_RANDOM_PREFIXES = (
+    "Random",
+    "StatefulUniform",
+    "StatefulStandardNormal",
+    "StatefulTruncatedNormal",
+    "StatefulRandomBinomial",
+    "Rng",
+)
+_RANDOM_OPS = frozenset(
+    {"TruncatedNormal", "ParameterizedTruncatedNormal", "Multinomial", "NonDeterministicInts"}
+)
+
+
+def _draws_random(op: str) -> bool:
+    return op in _RANDOM_OPS or op.startswith(_RANDOM_PREFIXES)
+
+
 class TensorFlowModel:
     """A loaded SavedModel's serving signature, answering with numpy arrays."""
 
@@ -115,6 +135,18 @@ class TensorFlowModel:
             for t in spec.inputs
         }
         return {name: value.numpy() for name, value in fn(**tensors).items()}
+
+    def random_ops(self) -> frozenset[str]:
+        """The op types in the signatures' graphs (nested functions included) that keep a
+        random generator's state in their kernels; empty for nearly every inference model."""
+        found: set[str] = set()
+        for fn in dict(self._loaded.signatures).values():
+            graph_def = fn.graph.as_graph_def()
+            ops = [node.op for node in graph_def.node]
+            for function in graph_def.library.function:
+                ops.extend(node.op for node in function.node_def)
+            found.update(op for op in ops if _draws_random(op))
+        return frozenset(found)
 
     def __repr__(self) -> str:
         m = self._manifest

@@ -59,11 +59,12 @@ def _entropy_seed() -> int:
     return int.from_bytes(os.urandom(16), "big")
 
 
-def reseed(seed: Callable[[], int] = _entropy_seed) -> list[str]:
+def reseed(seed: Callable[[], int] = _entropy_seed, *, clear_kernels: bool = True) -> list[str]:
     """Reseed Python's, numpy's and TensorFlow's global generators from fresh entropy.
 
     Only what is imported already: a library imported after the restore seeds itself from
     the OS then, and importing TensorFlow here would cost seconds of the restore's 10.
+    `clear_kernels=False` keeps TensorFlow's kernel cache (see `_reseed_tensorflow`).
     Returns the generators reseeded, by library.
     """
     done = ["random"]
@@ -75,24 +76,41 @@ def reseed(seed: Callable[[], int] = _entropy_seed) -> list[str]:
         np.random.seed(words)
         done.append("numpy")
     if "tensorflow" in sys.modules:
-        _reseed_tensorflow(seed)
+        _reseed_tensorflow(seed, clear_kernels)
         done.append("tensorflow")
     return done
 
 
-def _reseed_tensorflow(seed: Callable[[], int]) -> None:
+def _reseed_tensorflow(seed: Callable[[], int], clear_kernels: bool = True) -> None:
     """The global seed (unseeded random ops) and the global tf.random.Generator.
 
     Through the internal modules the public names point at: reading `tf.random` from a lean
     import would complete it into a full one (runtimes/tf_import.py). Without a global seed,
     an unseeded op draws from a C++ generator seeded once per process, which the snapshot
     freezes, so a global seed is set even if the function never set one.
+
+    `tf.random.set_seed` also empties the eager kernel cache, and the model's next call then
+    instantiates and optimizes every function again: about half a second for ResNet50 on
+    one vCPU, paid by the first request after each restore. The cache matters only for
+    kernels that keep a generator's state: an eager op run under a new global seed gets new
+    seed attributes, so a new kernel, anyway; a traced function's random op keeps its
+    kernel. So when the loaded model has no random op (checked before the snapshot,
+    `clear_kernels=False`), the seed is set as set_seed sets it, without the clear.
     """
+    from tensorflow.python.eager import context
     from tensorflow.python.framework import random_seed
     from tensorflow.python.ops import stateful_random_ops
 
     # TensorFlow's seeds are 64-bit signed integers.
-    random_seed.set_seed(seed() & 0x7FFF_FFFF_FFFF_FFFF)
+    value = seed() & 0x7FFF_FFFF_FFFF_FFFF
+    ctx = context.context()
+    if clear_kernels or not (hasattr(ctx, "_seed") and hasattr(ctx, "_rng")):
+        random_seed.set_seed(value)
+    else:
+        # Context._set_global_seed minus its TFE_ContextClearCaches (TensorFlow is pinned;
+        # a release without these attributes takes the set_seed branch above).
+        ctx._seed = value
+        ctx._rng = random.Random(value)
     generator = stateful_random_ops.Generator.from_seed(seed() & 0x7FFF_FFFF_FFFF_FFFF)
     stateful_random_ops.set_global_generator(generator)
 
@@ -106,6 +124,18 @@ def prepare_reseed() -> None:
     if "tensorflow" in sys.modules:
         from tensorflow.python.framework import random_seed  # noqa: F401
         from tensorflow.python.ops import stateful_random_ops  # noqa: F401
+
+
+def _random_ops(model: Model) -> frozenset[str] | None:
+    """The loaded model's random op types (see TensorFlowModel.random_ops); an empty set for
+    a model that runs outside TensorFlow, None for one preheat cannot look into."""
+    probe = getattr(model, "random_ops", None)
+    if callable(probe):
+        found = probe()
+        return frozenset(found) if isinstance(found, frozenset | set) else None
+    if model.manifest.runtime == "litert":
+        return frozenset()
+    return None
 
 
 def verify_files(directory: Path, manifest: Manifest) -> int:
@@ -186,6 +216,9 @@ class SnapStartHooks:
         self._clock = clock
         self._alias_wait_s = alias_wait_s
         self.restores = 0
+        # Whether each restore must empty TensorFlow's kernel cache (see _reseed_tensorflow):
+        # yes until the snapshot's model is known to hold no random op.
+        self.clear_kernels = True
 
     # ------------------------------------------------------------------ before the snapshot
 
@@ -208,9 +241,13 @@ class SnapStartHooks:
         closed = client.forget()
         t_close = clock()
         prepare_reseed()
+        random_ops = _random_ops(model)
+        self.clear_kernels = random_ops is None or bool(random_ops)
         t_prep = clock()
         report: dict[str, Any] = {
             "version": model.manifest.version,
+            # None: a model preheat cannot look into, so each restore empties the cache.
+            "random_ops": sorted(random_ops) if random_ops is not None else None,
             "directory": str(directory),
             "verified_bytes": checked,
             "engines_closed": closed,
@@ -259,7 +296,7 @@ class SnapStartHooks:
         self.restores += 1
         t0 = clock()
         # First: nothing below may draw from a generator every restored copy shares.
-        reseeded = reseed()
+        reseeded = reseed(clear_kernels=self.clear_kernels)
         t_seed = clock()
         settings = self._settings()
         model = self._model()
@@ -277,6 +314,9 @@ class SnapStartHooks:
             "restore": self.restores,
             "environment_id": self._state.environment_id,
             "reseeded": reseeded,
+            "kernel_cache": (
+                ("cleared" if self.clear_kernels else "kept") if "tensorflow" in reseeded else None
+            ),
             "model": uri,
             # The version this environment serves as the restore ends (a pending load swaps
             # later and logs "preheat alias moved" then).
