@@ -13,7 +13,14 @@ import pytest
 from packaging.version import Version
 
 from preheat.exceptions import ConfigurationError
-from preheat.tools.bench.environments import packages, pip_gives, tensorflow_layer, tensorflow_pin
+from preheat.tools.bench.environments import (
+    as_pip_gives,
+    closure,
+    packages,
+    pip_gives,
+    tensorflow_layer,
+    tensorflow_pin,
+)
 from preheat.tools.bench.managed import interpreter
 from tests.fixtures.models import BuiltModel
 
@@ -78,6 +85,17 @@ def test_each_environment_holds_what_pip_gives_not_what_is_installed_here(
     # preheat's extra holds ml-dtypes below 0.7 where 0.7's import is slow (Python < 3.12).
     lean = Version(_version(layers["lean"], "ml-dtypes"))
     assert (lean < Version("0.7")) == (sys.version_info < (3, 12))
+
+
+def test_a_version_pip_cannot_install_leaves_the_environment_as_installed(
+    tmp_path: Path,
+) -> None:
+    dists = closure(["packaging"])
+    bogus = {"packaging": "0.0.1.dev999"}  # resolvable by no index
+    out, resolution = as_pip_gives(dists, ["packaging"], tmp_path, gives=lambda _r: bogus)
+    assert out == dists and resolution.swapped == {}
+    assert resolution.unresolved is not None and "0.0.1.dev999" in resolution.unresolved
+    assert list(tmp_path.iterdir()) == []  # no half-installed folder left behind
 
 
 def test_the_lean_environment_has_tensorflow_and_preheat_but_no_keras(

@@ -357,6 +357,44 @@ def test_a_model_without_random_ops_keeps_tensorflows_kernels_across_a_restore(
     assert "tensorflow" in restore["restore"]["reseeded"]
 
 
+# In a fresh process that never called set_seed, as a function's own is. An op-seeded random
+# op's kernel is cached by its seeds; the global seed given here is the one TensorFlow uses
+# when none is set, so the op's seeds are the same before and after each reseed, and only
+# whether the kernel cache was emptied decides whether its sequence starts again.
+_KERNEL_CACHE_CHILD = """
+import json
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import random_seed
+from preheat.serving import snapstart
+
+same = lambda: random_seed.DEFAULT_GRAPH_SEED
+draw = lambda: tf.random.uniform([3], seed=1).numpy()
+first = draw()
+snapstart.reseed(same, clear_kernels=False)
+kept = draw()
+snapstart.reseed(same, clear_kernels=True)
+cleared = draw()
+print(json.dumps({
+    "kept_goes_on": not np.array_equal(kept, first),
+    "cleared_starts_again": bool(np.array_equal(cleared, first)),
+}))
+"""
+
+
+def test_reseeding_without_the_clear_keeps_tensorflows_cached_kernels() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _KERNEL_CACHE_CHILD],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got == {"kept_goes_on": True, "cleared_starts_again": True}
+
+
 def test_a_model_with_a_random_op_empties_the_kernel_cache_on_each_restore(
     noisy_model: BuiltModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

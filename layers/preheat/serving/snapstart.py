@@ -104,11 +104,12 @@ def _reseed_tensorflow(seed: Callable[[], int], clear_kernels: bool = True) -> N
     # TensorFlow's seeds are 64-bit signed integers.
     value = seed() & 0x7FFF_FFFF_FFFF_FFFF
     ctx = context.context()
-    if clear_kernels or not (hasattr(ctx, "_seed") and hasattr(ctx, "_rng")):
+    if clear_kernels or not hasattr(ctx, "_seed"):
         random_seed.set_seed(value)
     else:
-        # Context._set_global_seed minus its TFE_ContextClearCaches (TensorFlow is pinned;
-        # a release without these attributes takes the set_seed branch above).
+        # Context._set_global_seed minus its TFE_ContextClearCaches (TensorFlow is pinned; a
+        # release whose Context has no `_seed` takes the set_seed branch above). `_rng` is
+        # made by the first set_seed, so it is not there to test for before one.
         ctx._seed = value
         ctx._rng = random.Random(value)
     generator = stateful_random_ops.Generator.from_seed(seed() & 0x7FFF_FFFF_FFFF_FFFF)

@@ -157,11 +157,27 @@ class Resolution:
 
     def text(self, kind: str) -> str:
         if self.unresolved:
-            return f"{kind} environment: as installed here; pip could not say what it gives ({self.unresolved})"
+            return (
+                f"{kind} environment: as installed here; pip could not say what it gives "
+                f"({self.unresolved})"
+            )
         if not self.swapped:
             return f"{kind} environment: as pip gives it"
         swaps = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in sorted(self.swapped.items()))
         return f"{kind} environment: as pip gives it; unlike this installation: {swaps}"
+
+
+def _pip(args: Sequence[str], what: str, timeout: float) -> str:
+    """Run pip with `args`; its stdout, or ToolProcessError with pip's last error line."""
+    cmd = [sys.executable, "-m", "pip", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolProcessError(what, f"no answer in {timeout:g} s") from exc
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+        raise ToolProcessError(what, (lines or ["pip failed"])[-1][:300], proc.returncode)
+    return proc.stdout
 
 
 def pip_gives(requirements: Sequence[str], timeout: float = 300) -> dict[str, str]:
@@ -169,23 +185,17 @@ def pip_gives(requirements: Sequence[str], timeout: float = 300) -> dict[str, st
 
     A dry run against the package index: pip reads metadata only (about 3 s).
     """
-    cmd = [
-        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-        "--disable-pip-version-check", "--only-binary=:all:", "--report", "-", *requirements,
-    ]  # fmt: skip
+    what = "asking pip what it installs"
+    out = _pip(
+        ["install", "--dry-run", "--ignore-installed", "--quiet", "--disable-pip-version-check",
+         "--only-binary=:all:", "--report", "-", *requirements],
+        what, timeout,
+    )  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolProcessError(
-            "asking pip what it installs", f"no answer in {timeout:g} s", None
-        ) from exc
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
-        raise ToolProcessError(
-            "asking pip what it installs", (lines or ["pip failed"])[-1][:300], proc.returncode
-        )
-    report = json.loads(proc.stdout)
-    return {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]}
+        report = json.loads(out)
+        return {_norm(i["metadata"]["name"]): i["metadata"]["version"] for i in report["install"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ToolProcessError(what, f"pip's report is not what pip documents: {exc}") from exc
 
 
 def _installed_alone(name: str, version: str, cache: Path) -> metadata.Distribution:
@@ -195,19 +205,15 @@ def _installed_alone(name: str, version: str, cache: Path) -> metadata.Distribut
     if not (target / ".complete").is_file():
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        cmd = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--only-binary=:all:", "--target", str(partial), f"{name}=={version}",
-        ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        if proc.returncode != 0:
+        try:
+            _pip(
+                ["install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                 "--only-binary=:all:", "--target", str(partial), f"{name}=={version}"],
+                f"installing {name}=={version}", 600,
+            )  # fmt: skip
+        except ToolProcessError:
             shutil.rmtree(partial, ignore_errors=True)
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
-            raise ToolProcessError(
-                f"installing {name}=={version}",
-                (lines or ["pip failed"])[-1][:300],
-                proc.returncode,
-            )
+            raise
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         (target / ".complete").touch()
@@ -229,11 +235,17 @@ def as_pip_gives(
         resolution.unresolved = exc.reason
         return dict(dists), resolution
     out = dict(dists)
-    for name, dist in dists.items():
-        version = wanted.get(name)
-        if version is not None and version != dist.version:
-            out[name] = _installed_alone(name, version, cache)
-            resolution.swapped[name] = (dist.version, version)
+    try:
+        for name, dist in dists.items():
+            version = wanted.get(name)
+            if version is not None and version != dist.version:
+                out[name] = _installed_alone(name, version, cache)
+                resolution.swapped[name] = (dist.version, version)
+    except ToolProcessError as exc:
+        # All or nothing: half-swapped would be neither what pip gives nor what is here.
+        resolution.swapped.clear()
+        resolution.unresolved = exc.reason
+        return dict(dists), resolution
     return out, resolution
 
 
@@ -336,20 +348,16 @@ def pip_tensorflow(
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     tags = [arg for tag in platforms(version, "x86_64") for arg in ("--platform", tag)]
-    cmd = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", version, *tags,
-        "--target", str(partial), pin, *extra, *_preheat_runtime_requirements(),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
-    if proc.returncode != 0:
+    try:
+        _pip(
+            ["install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+             "--implementation", "cp", "--python-version", version, *tags,
+             "--target", str(partial), pin, *extra, *_preheat_runtime_requirements()],
+            f"installing {pin} for Python {version}", 1800,
+        )  # fmt: skip
+    except ToolProcessError:
         shutil.rmtree(partial, ignore_errors=True)
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise ToolProcessError(
-            f"installing {pin} for Python {version}",
-            (lines or ["pip failed"])[-1][:300],
-            proc.returncode,
-        )
+        raise
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     (target / ".complete").touch()
