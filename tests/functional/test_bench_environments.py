@@ -18,6 +18,7 @@ from preheat.tools.bench.environments import (
     closure,
     packages,
     pip_gives,
+    site_view,
     tensorflow_layer,
     tensorflow_pin,
 )
@@ -85,6 +86,24 @@ def test_each_environment_holds_what_pip_gives_not_what_is_installed_here(
     # preheat's extra holds ml-dtypes below 0.7 where 0.7's import is slow (Python < 3.12).
     lean = Version(_version(layers["lean"], "ml-dtypes"))
     assert (lean < Version("0.7")) == (sys.version_info < (3, 12))
+
+
+def test_a_version_pip_gives_is_installed_alone_once_and_linked(tmp_path: Path) -> None:
+    dists = closure(["packaging"])
+    other = "23.2" if dists["packaging"].version != "23.2" else "24.0"
+    out, resolution = as_pip_gives(
+        dists, ["packaging"], tmp_path, gives=lambda _r: {"packaging": other}
+    )
+    assert out["packaging"].version == other
+    assert resolution.swapped == {"packaging": (dists["packaging"].version, other)}
+    (target,) = tmp_path.iterdir()
+    assert (target / ".complete").is_file() and (target / "packaging" / "version.py").is_file()
+    view = site_view(out.values(), tmp_path / "site")
+    assert (view / "packaging").resolve() == (target / "packaging").resolve()
+    # Asked again: the install is reused, nothing is fetched.
+    mtime = (target / ".complete").stat().st_mtime_ns
+    as_pip_gives(dists, ["packaging"], tmp_path, gives=lambda _r: {"packaging": other})
+    assert (target / ".complete").stat().st_mtime_ns == mtime
 
 
 def test_a_version_pip_cannot_install_leaves_the_environment_as_installed(

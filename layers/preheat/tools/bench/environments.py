@@ -180,6 +180,25 @@ def _pip(args: Sequence[str], what: str, timeout: float) -> str:
     return proc.stdout
 
 
+def _pip_target(target: Path, args: Sequence[str], what: str, timeout: float) -> Path:
+    """`pip install --target` into `target`, once: built beside it, renamed into place whole
+    and marked complete, so a failed or cut install never passes for a finished one."""
+    if (target / ".complete").is_file():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _pip(["install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+              "--target", str(partial), *args], what, timeout)  # fmt: skip
+    except ToolProcessError:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    (target / ".complete").touch()
+    return target
+
+
 def pip_gives(requirements: Sequence[str], timeout: float = 300) -> dict[str, str]:
     """What `pip install REQUIREMENTS` would install today on this Python: name -> version.
 
@@ -202,21 +221,7 @@ def _installed_alone(name: str, version: str, cache: Path) -> metadata.Distribut
     """`name==version` installed without its dependencies into `cache`, once."""
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     target = cache / f"{name}-{version}-python{py}"
-    if not (target / ".complete").is_file():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            _pip(
-                ["install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                 "--only-binary=:all:", "--target", str(partial), f"{name}=={version}"],
-                f"installing {name}=={version}", 600,
-            )  # fmt: skip
-        except ToolProcessError:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-        (target / ".complete").touch()
+    _pip_target(target, ["--no-deps", f"{name}=={version}"], f"installing {name}=={version}", 600)
     (info,) = target.glob("*.dist-info")
     return metadata.PathDistribution(info)
 
@@ -345,23 +350,14 @@ def pip_tensorflow(
         return target
     progress(f"installing {pin} and preheat's runtime requirements for Python {version} with "
              f"pip from the package index (about 1.6 GB installed, once; cached in {target})")  # fmt: skip
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     tags = [arg for tag in platforms(version, "x86_64") for arg in ("--platform", tag)]
-    try:
-        _pip(
-            ["install", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
-             "--implementation", "cp", "--python-version", version, *tags,
-             "--target", str(partial), pin, *extra, *_preheat_runtime_requirements()],
-            f"installing {pin} for Python {version}", 1800,
-        )  # fmt: skip
-    except ToolProcessError:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
-    (target / ".complete").touch()
-    return target
+    return _pip_target(
+        target,
+        ["--implementation", "cp", "--python-version", version, *tags,
+         pin, *extra, *_preheat_runtime_requirements()],
+        f"installing {pin} for Python {version}",
+        1800,
+    )  # fmt: skip
 
 
 def pip_tensorflow_layer(
