@@ -340,27 +340,24 @@ def test_each_restore_reseeds_the_three_generators_and_renews_the_id(
     assert [r["environment_id"] for r in reports] == ids
 
 
-def test_a_model_without_random_ops_keeps_tensorflows_kernels_across_a_restore(
+def test_a_model_without_random_ops_is_snapshotted_without_a_warning(
     dense_model: BuiltModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     art = dense_model.as_artifact(tmp_path / "dense", name="dense", version="1")
-    _fn, hooks, _obs = init(str(art), tmp_path)
-    assert hooks.clear_kernels  # until the snapshot's model is known
+    _fn, _hooks, _obs = init(str(art), tmp_path)
     runner.run_before_snapshot()
-    assert not hooks.clear_kernels
     runner.run_after_restore()
-    lines = log_lines(capsys.readouterr().out)
-    (snapshot,) = messages(lines, "preheat before snapshot")
+    out = capsys.readouterr()
+    (snapshot,) = messages(log_lines(out.out), "preheat before snapshot")
     assert snapshot["snapshot"]["random_ops"] == []
-    (restore,) = messages(lines, "preheat restore")
-    assert restore["restore"]["kernel_cache"] == "kept"
-    assert "tensorflow" in restore["restore"]["reseeded"]
+    assert "random ops" not in out.err
 
 
 # In a fresh process that never called set_seed, as a function's own is. An op-seeded random
 # op's kernel is cached by its seeds; the global seed given here is the one TensorFlow uses
-# when none is set, so the op's seeds are the same before and after each reseed, and only
-# whether the kernel cache was emptied decides whether its sequence starts again.
+# when none is set, so the op's seeds are the same before and after, and only whether the
+# kernel cache was emptied decides whether its sequence starts again. tf.random.set_seed,
+# which empties it, is the control.
 _KERNEL_CACHE_CHILD = """
 import json
 import numpy as np
@@ -368,21 +365,21 @@ import tensorflow as tf
 from tensorflow.python.framework import random_seed
 from preheat.serving import snapstart
 
-same = lambda: random_seed.DEFAULT_GRAPH_SEED
+same = random_seed.DEFAULT_GRAPH_SEED
 draw = lambda: tf.random.uniform([3], seed=1).numpy()
 first = draw()
-snapstart.reseed(same, clear_kernels=False)
-kept = draw()
-snapstart.reseed(same, clear_kernels=True)
-cleared = draw()
+snapstart.reseed(lambda: same)
+after_reseed = draw()
+tf.random.set_seed(same)
+after_set_seed = draw()
 print(json.dumps({
-    "kept_goes_on": not np.array_equal(kept, first),
-    "cleared_starts_again": bool(np.array_equal(cleared, first)),
+    "reseed_keeps_the_cache": not np.array_equal(after_reseed, first),
+    "set_seed_empties_it": bool(np.array_equal(after_set_seed, first)),
 }))
 """
 
 
-def test_reseeding_without_the_clear_keeps_tensorflows_cached_kernels() -> None:
+def test_reseeding_keeps_tensorflows_cached_kernels() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", _KERNEL_CACHE_CHILD],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -392,25 +389,26 @@ def test_reseeding_without_the_clear_keeps_tensorflows_cached_kernels() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got == {"kept_goes_on": True, "cleared_starts_again": True}
+    assert got == {"reseed_keeps_the_cache": True, "set_seed_empties_it": True}
 
 
-def test_a_model_with_a_random_op_empties_the_kernel_cache_on_each_restore(
-    noisy_model: BuiltModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_model_with_a_random_op_is_named_in_a_warning_before_the_snapshot(
+    noisy_model: BuiltModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     art = noisy_model.as_artifact(tmp_path / "noisy", name="noisy", version="1")
-    fn, hooks, _obs = init(str(art), tmp_path)
-    runner.run_before_snapshot()
-    assert hooks.clear_kernels
-    runner.run_after_restore()
-    lines = log_lines(capsys.readouterr().out)
-    (snapshot,) = messages(lines, "preheat before snapshot")
+    fn, _hooks, _obs = init(str(art), tmp_path)
+    with caplog.at_level("WARNING", logger="preheat"):
+        runner.run_before_snapshot()
+    (snapshot,) = messages(log_lines(capsys.readouterr().out), "preheat before snapshot")
     assert snapshot["snapshot"]["random_ops"] == ["RandomUniform"]
-    (restore,) = messages(lines, "preheat restore")
-    assert restore["restore"]["kernel_cache"] == "cleared"
+    (warning,) = [r.getMessage() for r in caplog.records if "random ops" in r.getMessage()]
+    assert "(RandomUniform)" in warning and "every copy" in warning
+    runner.run_after_restore()
     # The model still answers, with noise in [0, 1) on top of its input.
-    x = np.zeros((2, 3), dtype=np.float32)
-    y = fn.model.predict({"x": x})["y"]
+    y = fn.model.predict({"x": np.zeros((2, 3), dtype=np.float32)})["y"]
     assert y.shape == (2, 3) and ((y >= 0) & (y < 1)).all() and len(set(y.ravel())) > 1
 
 

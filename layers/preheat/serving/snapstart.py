@@ -59,12 +59,11 @@ def _entropy_seed() -> int:
     return int.from_bytes(os.urandom(16), "big")
 
 
-def reseed(seed: Callable[[], int] = _entropy_seed, *, clear_kernels: bool = True) -> list[str]:
+def reseed(seed: Callable[[], int] = _entropy_seed) -> list[str]:
     """Reseed Python's, numpy's and TensorFlow's global generators from fresh entropy.
 
     Only what is imported already: a library imported after the restore seeds itself from
     the OS then, and importing TensorFlow here would cost seconds of the restore's 10.
-    `clear_kernels=False` keeps TensorFlow's kernel cache (see `_reseed_tensorflow`).
     Returns the generators reseeded, by library.
     """
     done = ["random"]
@@ -76,12 +75,12 @@ def reseed(seed: Callable[[], int] = _entropy_seed, *, clear_kernels: bool = Tru
         np.random.seed(words)
         done.append("numpy")
     if "tensorflow" in sys.modules:
-        _reseed_tensorflow(seed, clear_kernels)
+        _reseed_tensorflow(seed)
         done.append("tensorflow")
     return done
 
 
-def _reseed_tensorflow(seed: Callable[[], int], clear_kernels: bool = True) -> None:
+def _reseed_tensorflow(seed: Callable[[], int]) -> None:
     """The global seed (unseeded random ops) and the global tf.random.Generator.
 
     Through the internal modules the public names point at: reading `tf.random` from a lean
@@ -89,13 +88,13 @@ def _reseed_tensorflow(seed: Callable[[], int], clear_kernels: bool = True) -> N
     an unseeded op draws from a C++ generator seeded once per process, which the snapshot
     freezes, so a global seed is set even if the function never set one.
 
-    `tf.random.set_seed` also empties the eager kernel cache, and the model's next call then
-    instantiates and optimizes every function again: about half a second for ResNet50 on
-    one vCPU, paid by the first request after each restore. The cache matters only for
-    kernels that keep a generator's state: an eager op run under a new global seed gets new
-    seed attributes, so a new kernel, anyway; a traced function's random op keeps its
-    kernel. So when the loaded model has no random op (checked before the snapshot,
-    `clear_kernels=False`), the seed is set as set_seed sets it, without the clear.
+    The seed is set as `tf.random.set_seed` sets it, but without the kernel cache clear that
+    comes with it: after that clear the model's next call instantiates and optimizes every
+    function again (about half a second for ResNet50 on one vCPU, paid by the first request
+    after each restore), and it buys no randomness. An eager op run under the new global
+    seed gets new seed attributes, so a new kernel, anyway. A random op inside a traced
+    function keeps its seeds; recreated, its kernel would seed itself from TensorFlow's
+    process-wide generator, which the snapshot froze too (see `_random_ops`).
     """
     from tensorflow.python.eager import context
     from tensorflow.python.framework import random_seed
@@ -104,7 +103,7 @@ def _reseed_tensorflow(seed: Callable[[], int], clear_kernels: bool = True) -> N
     # TensorFlow's seeds are 64-bit signed integers.
     value = seed() & 0x7FFF_FFFF_FFFF_FFFF
     ctx = context.context()
-    if clear_kernels or not hasattr(ctx, "_seed"):
+    if not hasattr(ctx, "_seed"):
         random_seed.set_seed(value)
     else:
         # Context._set_global_seed minus its TFE_ContextClearCaches (TensorFlow is pinned; a
@@ -129,7 +128,12 @@ def prepare_reseed() -> None:
 
 def _random_ops(model: Model) -> frozenset[str] | None:
     """The loaded model's random op types (see TensorFlowModel.random_ops); an empty set for
-    a model that runs outside TensorFlow, None for one preheat cannot look into."""
+    a model that runs outside TensorFlow, None for one preheat cannot look into.
+
+    Such an op's kernel keeps its generator state, or seeds itself from TensorFlow's
+    process-wide generator (seeded once per process): both are in the snapshot, so no
+    after-restore step can make copies draw differently from it.
+    """
     probe = getattr(model, "random_ops", None)
     if callable(probe):
         found = probe()
@@ -217,9 +221,6 @@ class SnapStartHooks:
         self._clock = clock
         self._alias_wait_s = alias_wait_s
         self.restores = 0
-        # Whether each restore must empty TensorFlow's kernel cache (see _reseed_tensorflow):
-        # yes until the snapshot's model is known to hold no random op.
-        self.clear_kernels = True
 
     # ------------------------------------------------------------------ before the snapshot
 
@@ -243,11 +244,19 @@ class SnapStartHooks:
         t_close = clock()
         prepare_reseed()
         random_ops = _random_ops(model)
-        self.clear_kernels = random_ops is None or bool(random_ops)
+        if random_ops:
+            # Not an error: dropout left in a serving graph, say, still answers; but every
+            # copy restored from this snapshot draws the same numbers from these ops.
+            log.warning(
+                "preheat: the model's random ops (%s) draw the same numbers in every copy "
+                "restored from one snapshot; make them stateless with a per-request seed "
+                "if copies must differ",
+                ", ".join(sorted(random_ops)),
+            )
         t_prep = clock()
         report: dict[str, Any] = {
             "version": model.manifest.version,
-            # None: a model preheat cannot look into, so each restore empties the cache.
+            # None: a model preheat cannot look into.
             "random_ops": sorted(random_ops) if random_ops is not None else None,
             "directory": str(directory),
             "verified_bytes": checked,
@@ -297,7 +306,7 @@ class SnapStartHooks:
         self.restores += 1
         t0 = clock()
         # First: nothing below may draw from a generator every restored copy shares.
-        reseeded = reseed(clear_kernels=self.clear_kernels)
+        reseeded = reseed()
         t_seed = clock()
         settings = self._settings()
         model = self._model()
@@ -315,9 +324,6 @@ class SnapStartHooks:
             "restore": self.restores,
             "environment_id": self._state.environment_id,
             "reseeded": reseeded,
-            "kernel_cache": (
-                ("cleared" if self.clear_kernels else "kept") if "tensorflow" in reseeded else None
-            ),
             "model": uri,
             # The version this environment serves as the restore ends (a pending load swaps
             # later and logs "preheat alias moved" then).
