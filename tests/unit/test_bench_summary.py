@@ -211,3 +211,16 @@ def test_the_table_says_how_each_environment_differs_from_this_installation() ->
         in text
     )
     assert "lean environment: as installed here; pip could not say what it gives (no index)" in text
+
+
+def test_measurements_run_with_the_setup_objects_frozen_out_of_full_collections() -> None:
+    import gc
+
+    from preheat.tools.bench.runner import _no_full_collections
+
+    assert gc.get_freeze_count() == 0
+    setup = [object() for _ in range(1000)]
+    with _no_full_collections():
+        # Everything made before is in the permanent generation: no full pass scans it.
+        assert gc.get_freeze_count() >= len(setup)
+    assert gc.get_freeze_count() == 0
