@@ -28,6 +28,7 @@ pip, once, into the user's cache, and links a layer from that install the same w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -37,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 
@@ -154,6 +156,15 @@ class Resolution:
     swapped: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Why pip could not be asked (no index): the environment is as installed here.
     unresolved: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Resolution:
+        """The inverse of as_dict, from its JSON (where the pairs became lists)."""
+        swapped = {name: (old, new) for name, (old, new) in (d.get("swapped") or {}).items()}
+        return cls(list(d.get("asked") or []), swapped, d.get("unresolved"))
 
     def text(self, kind: str) -> str:
         if self.unresolved:
@@ -294,15 +305,7 @@ def tensorflow_layer(
         )
         progress(resolution.text(kind))
         layer.mkdir(parents=True, exist_ok=True)
-        (layer / "resolution.json").write_text(
-            json.dumps(
-                {
-                    "asked": resolution.asked,
-                    "swapped": resolution.swapped,
-                    "unresolved": resolution.unresolved,
-                }
-            )
-        )
+        (layer / "resolution.json").write_text(json.dumps(resolution.as_dict()))
     site_view(dists.values(), python)
     if kind == "lean":
         # The package itself from this source tree, as the image installs it.
@@ -325,12 +328,9 @@ def packages(layer: Path) -> list[str]:
 
 def tensorflow_pin() -> str:
     """The TensorFlow requirement of preheat's `tensorflow` extra (e.g. tensorflow-cpu==2.21.0)."""
-    dist = metadata.distribution("preheat")
-    for line in dist.requires or []:
-        req = Requirement(line)
-        marker = req.marker
-        if _norm(req.name) == TENSORFLOW and marker and marker.evaluate({"extra": "tensorflow"}):
-            return f"{req.name}{req.specifier}"
+    for line in _tensorflow_extra():
+        if _norm(Requirement(line).name) == TENSORFLOW:
+            return line
     return f"{TENSORFLOW}=={metadata.version(TENSORFLOW)}"
 
 

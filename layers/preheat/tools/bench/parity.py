@@ -15,6 +15,7 @@ import numpy as np
 from preheat.artifact.manifest import Signature
 from preheat.runtimes.base import numpy_dtype
 from preheat.tools.bench.records import Parity
+from preheat.tools.slim.parity import has_class_axis
 
 Inputs = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -109,7 +110,7 @@ def variety(reference: Sequence[Outputs]) -> dict[str, Any] | None:
         stacked = np.stack([outputs[name].astype(np.float64) for outputs in reference])
         size = float(np.abs(stacked).mean())
         spreads.append(float(stacked.std(axis=0).mean()) / size if size > 0 else 0.0)
-        if first.dtype.kind == "f" and first.ndim >= 2 and first.shape[-1] > 1:
+        if has_class_axis(first):
             top = np.argmax(stacked, axis=-1).ravel().tolist()
             classes = (classes or set()) | {int(t) for t in top}
     if not spreads:

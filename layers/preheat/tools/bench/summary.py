@@ -399,12 +399,7 @@ def _environment_lines(environments: Mapping[str, Any]) -> list[str]:
     """Each TensorFlow environment's versions against what pip gives its users today."""
     from preheat.tools.bench.environments import Resolution
 
-    out = []
-    for kind, r in sorted(environments.items()):
-        swapped = {name: (old, new) for name, (old, new) in (r.get("swapped") or {}).items()}
-        resolution = Resolution(list(r.get("asked") or []), swapped, r.get("unresolved"))
-        out.append(resolution.text(kind))
-    return out
+    return [Resolution.from_dict(r).text(kind) for kind, r in sorted(environments.items())]
 
 
 def _variety_line(v: Mapping[str, Any]) -> str:

@@ -445,7 +445,9 @@ class Emulator:
         """Run `inv` in `env`. If a warm environment's runtime exits before taking the event,
         the event runs in another environment (a cold start when none is idle), as Lambda
         discards the environment and places the event elsewhere; it is not failed."""
-        for _ in range(_MAX_LOST):
+        for attempt in range(_MAX_LOST):
+            if attempt:
+                env = self._acquire(version)
             try:
                 record, tail = env.invoke(inv)
                 return inv, record, tail
@@ -453,8 +455,6 @@ class Emulator:
                 inv = inv.again()
             finally:
                 self._release(env)
-            env = self._acquire(version)
-        self._release(env)
         raise ApiError(500, "ServiceException", "environments kept exiting before the event")
 
     def _notify(self, record: InvocationRecord) -> None:

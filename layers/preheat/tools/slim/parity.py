@@ -46,7 +46,7 @@ def _numeric(a: np.ndarray) -> bool:
     return a.dtype.kind in "biuf"
 
 
-def _classes(ref: np.ndarray) -> bool:
+def has_class_axis(ref: np.ndarray) -> bool:
     # A float output whose last axis has several entries per row: a class axis for top-1.
     return ref.dtype.kind == "f" and ref.ndim >= 2 and ref.shape[-1] > 1
 
@@ -83,7 +83,7 @@ def compare(
                     if np.isnan(g).any() != np.isnan(r).any():
                         slot["max_abs"] = math.inf
                     slot["peak"] = max(slot["peak"], float(np.nanmax(np.abs(r))))
-                if _classes(ref):
+                if has_class_axis(ref):
                     agree = np.argmax(r, axis=-1) == np.argmax(g, axis=-1)
                     slot["top1"][0] += int(agree.sum())
                     slot["top1"][1] += int(agree.size)
